@@ -1,0 +1,272 @@
+//! Wire formats: V1 JSON objects, V2 JSON arrays and V2 binary frames (PROTOCOL.md 3).
+//!
+//! A connection's format is fixed at the handshake by its `vsn` parameter
+//! ([`Serializer::negotiate`]). Server-side encoders return a complete WebSocket
+//! [`Frame`], ready to be shared by every connection that uses the same format; the
+//! client-side pair ([`Serializer::encode_client`], [`Serializer::decode_server`]) serves
+//! the blocking [`client`](crate::client).
+
+mod binary;
+mod error;
+mod frame;
+mod v1;
+mod v2;
+
+pub use error::{DecodeError, EncodeError, VsnError};
+pub use frame::Frame;
+pub(crate) use frame::{FrameWriter, Opcode};
+
+use crate::message::{Broadcast, Message, Reply};
+use crate::payload::Payload;
+use serde_json::Value;
+
+/// The body of one WebSocket data frame, as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawFrame<'a> {
+    /// A text frame's bytes (validated as UTF-8 by the decoder).
+    Text(&'a [u8]),
+    /// A binary frame's bytes.
+    Binary(&'a [u8]),
+}
+
+/// A client-to-server frame body, ready to hand to a WebSocket library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Send as a text frame.
+    Text(String),
+    /// Send as a binary frame.
+    Binary(Vec<u8>),
+}
+
+/// A decoded server-to-client frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    /// A push or a broadcast (`phx_close` and `phx_error` included).
+    Message(Message),
+    /// A `phx_reply`.
+    Reply(Reply),
+}
+
+/// A wire format, chosen per connection by `vsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Serializer {
+    /// `vsn=1.0.x` or no vsn: JSON objects, no binary frames.
+    V1,
+    /// `vsn=2.0.x`: JSON arrays, and binary frames for binary payloads.
+    V2,
+}
+
+impl Serializer {
+    /// Both formats, in a fixed order (handy for per-format caches).
+    pub const ALL: [Serializer; 2] = [Serializer::V1, Serializer::V2];
+
+    /// Picks the serializer for a `vsn` parameter (P4–P6): absent means `1.0.0`;
+    /// `1.0.x` is V1, `2.0.x` is V2; anything else is refused.
+    pub fn negotiate(vsn: Option<&str>) -> Result<Serializer, VsnError> {
+        let Some(vsn) = vsn else { return Ok(Serializer::V1) };
+        let parts: Vec<&str> = vsn.split('.').collect();
+        let numeric = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // Semver allows a pre-release or build suffix on the patch number.
+        let patch = parts.get(2).map(|p| p.split(['-', '+']).next().unwrap_or(""));
+        if parts.len() != 3 || !numeric(&parts[0]) || !numeric(&parts[1]) || !patch.as_ref().is_some_and(numeric) {
+            return Err(VsnError::Invalid(vsn.to_owned()));
+        }
+        match (parts[0].parse::<u64>(), parts[1].parse::<u64>()) {
+            (Ok(1), Ok(0)) => Ok(Serializer::V1),
+            (Ok(2), Ok(0)) => Ok(Serializer::V2),
+            _ => Err(VsnError::Unsupported(vsn.to_owned())),
+        }
+    }
+
+    /// The index of this format in [`Serializer::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Phoenix's name for this serializer, as it appears in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::V1 => "Phoenix.Socket.V1.JSONSerializer",
+            Serializer::V2 => "Phoenix.Socket.V2.JSONSerializer",
+        }
+    }
+
+    /// Decodes a client-to-server frame.
+    pub fn decode(self, frame: RawFrame<'_>) -> Result<Message, DecodeError> {
+        match (self, frame) {
+            (Serializer::V1, RawFrame::Text(text)) => v1::decode(parse_json(text)?),
+            (Serializer::V2, RawFrame::Text(text)) => v2::decode(parse_json(text)?),
+            (Serializer::V1, RawFrame::Binary(_)) => Err(DecodeError::BinaryOnV1),
+            (Serializer::V2, RawFrame::Binary(bytes)) => binary::decode_client_push(bytes),
+        }
+    }
+
+    /// Encodes a server push: `phx_close` and `phx_error` too, which carry a ref (P30, P35, P37).
+    pub fn encode_push(self, msg: &Message) -> Result<Frame, EncodeError> {
+        match (&msg.payload, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(msg, bytes),
+            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
+            (Payload::Json(payload), Serializer::V1) => v1::encode(&msg.topic, &msg.event, payload, &msg.msg_ref),
+            (Payload::Json(payload), Serializer::V2) => {
+                require_object(payload)?;
+                v2::encode(&msg.join_ref, &msg.msg_ref, &msg.topic, &msg.event, payload)
+            }
+        }
+    }
+
+    /// Encodes a `phx_reply` (P31, P38). The response may be any JSON value, or bytes on V2.
+    pub fn encode_reply(self, reply: &Reply) -> Result<Frame, EncodeError> {
+        match (&reply.response, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_reply(reply, bytes),
+            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
+            (Payload::Json(response), Serializer::V1) => v1::encode(
+                &reply.topic,
+                crate::message::PHX_REPLY,
+                &reply_body(&reply.status, response),
+                &reply.msg_ref,
+            ),
+            (Payload::Json(response), Serializer::V2) => v2::encode(
+                &reply.join_ref,
+                &reply.msg_ref,
+                &reply.topic,
+                crate::message::PHX_REPLY,
+                &reply_body(&reply.status, response),
+            ),
+        }
+    }
+
+    /// Encodes a fastlane broadcast: no refs (P32, P39).
+    pub fn encode_broadcast(self, broadcast: &Broadcast) -> Result<Frame, EncodeError> {
+        match (&broadcast.payload, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_broadcast(broadcast, bytes),
+            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
+            (Payload::Json(payload), Serializer::V1) => v1::encode(&broadcast.topic, &broadcast.event, payload, &None),
+            (Payload::Json(payload), Serializer::V2) => {
+                require_object(payload)?;
+                v2::encode(&None, &None, &broadcast.topic, &broadcast.event, payload)
+            }
+        }
+    }
+
+    /// Encodes a client-to-server message (what a Phoenix client sends).
+    pub fn encode_client(self, msg: &Message) -> Result<ClientFrame, EncodeError> {
+        match (&msg.payload, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_client_push(msg, bytes).map(ClientFrame::Binary),
+            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
+            (Payload::Json(payload), Serializer::V1) => v1::encode_client(msg, payload).map(ClientFrame::Text),
+            (Payload::Json(payload), Serializer::V2) => {
+                let text = serde_json::to_string(&(&msg.join_ref, &msg.msg_ref, &msg.topic, &msg.event, payload))?;
+                Ok(ClientFrame::Text(text))
+            }
+        }
+    }
+
+    /// Decodes a server-to-client frame (what a Phoenix client receives).
+    ///
+    /// A `phx_reply` becomes [`ServerMessage::Reply`]. In binary frames an empty
+    /// `join_ref` or `ref` decodes as `None`, since the server encodes null that way.
+    pub fn decode_server(self, frame: RawFrame<'_>) -> Result<ServerMessage, DecodeError> {
+        let msg = match (self, frame) {
+            (Serializer::V1, RawFrame::Text(text)) => v1::decode(parse_json(text)?)?,
+            (Serializer::V2, RawFrame::Text(text)) => v2::decode(parse_json(text)?)?,
+            (Serializer::V1, RawFrame::Binary(_)) => return Err(DecodeError::BinaryOnV1),
+            (Serializer::V2, RawFrame::Binary(bytes)) => return binary::decode_server(bytes),
+        };
+        Ok(split_reply(msg))
+    }
+}
+
+/// Turns a text `phx_reply` message into a [`Reply`]; leaves other messages alone.
+fn split_reply(msg: Message) -> ServerMessage {
+    if msg.event != crate::message::PHX_REPLY {
+        return ServerMessage::Message(msg);
+    }
+    match msg.payload {
+        Payload::Json(Value::Object(mut body)) if body.get("status").is_some_and(Value::is_string) => {
+            let Some(Value::String(status)) = body.remove("status") else { unreachable!("checked above") };
+            ServerMessage::Reply(Reply {
+                join_ref: msg.join_ref,
+                msg_ref: msg.msg_ref,
+                topic: msg.topic,
+                status,
+                response: Payload::Json(body.remove("response").unwrap_or(Value::Null)),
+            })
+        }
+        payload => ServerMessage::Message(Message { payload, ..msg }),
+    }
+}
+
+fn parse_json(text: &[u8]) -> Result<Value, DecodeError> {
+    let text = std::str::from_utf8(text).map_err(|_| DecodeError::InvalidUtf8 { field: "frame" })?;
+    serde_json::from_str(text).map_err(|err| DecodeError::InvalidJson(err.to_string()))
+}
+
+/// Serializes `value` as the payload of a text frame.
+fn json_frame<T: serde::Serialize>(value: &T) -> Result<Frame, EncodeError> {
+    let mut writer = FrameWriter::new(Opcode::Text, 128);
+    serde_json::to_writer(writer.buf(), value)?;
+    Ok(writer.finish())
+}
+
+fn require_object(payload: &Value) -> Result<(), EncodeError> {
+    if payload.is_object() { Ok(()) } else { Err(EncodeError::NotAnObject) }
+}
+
+/// The payload of a text reply, keys in Phoenix's order.
+fn reply_body<'a>(status: &'a str, response: &'a Value) -> ReplyBody<'a> {
+    ReplyBody { response, status }
+}
+
+#[derive(serde::Serialize)]
+struct ReplyBody<'a> {
+    response: &'a Value,
+    status: &'a str,
+}
+
+/// Takes a ref (string or null) out of a decoded JSON field.
+fn ref_field(value: Value, field: &'static str) -> Result<Option<String>, DecodeError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(DecodeError::WrongType { field, expected: "a string or null" }),
+    }
+}
+
+/// Takes a required string out of a decoded JSON field.
+fn string_field(value: Value, field: &'static str) -> Result<String, DecodeError> {
+    match value {
+        Value::String(s) => Ok(s),
+        _ => Err(DecodeError::WrongType { field, expected: "a string" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_vsn_selects_v1() {
+        // P4
+        assert_eq!(Serializer::negotiate(None), Ok(Serializer::V1));
+    }
+
+    #[test]
+    fn vsn_1_0_x_selects_v1_and_2_0_x_selects_v2() {
+        // P5
+        assert_eq!(Serializer::negotiate(Some("1.0.0")), Ok(Serializer::V1));
+        assert_eq!(Serializer::negotiate(Some("1.0.7")), Ok(Serializer::V1));
+        assert_eq!(Serializer::negotiate(Some("2.0.0")), Ok(Serializer::V2));
+        assert_eq!(Serializer::negotiate(Some("2.0.12")), Ok(Serializer::V2));
+    }
+
+    #[test]
+    fn invalid_or_unmatched_vsn_is_refused() {
+        // P6
+        for bad in ["2.0", "", "abc", "2..0", "2.0.x", "1.0.0.0"] {
+            assert!(matches!(Serializer::negotiate(Some(bad)), Err(VsnError::Invalid(_))), "{bad}");
+        }
+        for unmatched in ["123.1.1", "2.1.0", "1.1.0", "3.0.0", "0.0.1"] {
+            assert!(matches!(Serializer::negotiate(Some(unmatched)), Err(VsnError::Unsupported(_))), "{unmatched}");
+        }
+    }
+}
