@@ -1,0 +1,209 @@
+//! The local registry: topic -> subscribers, in shards behind `parking_lot` locks so that
+//! broadcasts on different topics rarely touch the same lock.
+//!
+//! Subscribing and unsubscribing are O(1) amortised: each topic keeps its subscribers
+//! in a vector plus an index from subscription id to position, and removal swaps the
+//! last entry into the hole.
+
+use crate::channel::Info;
+use crate::channel_thread::{ChannelMsg, Inbox};
+use crate::message::Broadcast;
+use crate::serializer::{Frame, Serializer};
+use crate::stats::{self, Stats};
+use crate::transport::outbound::{Outbound, Refused};
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+/// One subscription's id, unique for the registry's lifetime. A channel's subscription
+/// to its own topic uses the channel's instance id, which is also its owner id.
+pub(crate) type SubscriptionId = u64;
+
+/// Who receives a topic's broadcasts, and how.
+pub(crate) enum Subscriber {
+    /// A joined channel on its own topic: the fastlane, unless it intercepts the event.
+    Channel(ChannelSubscriber),
+    /// A channel's extra topic: broadcasts arrive in `handle_info` (P76).
+    Info { owner: u64, inbox: Inbox },
+    /// Code that is not a channel, holding a receiver (P83).
+    Plain { owner: u64, sender: Sender<Broadcast> },
+    /// A connection subscribed to its socket id: a `disconnect` closes it (P22).
+    Connection(Arc<Outbound>),
+}
+
+/// The fastlane data of a joined channel (PROTOCOL.md 5.8).
+pub(crate) struct ChannelSubscriber {
+    pub(crate) owner: u64,
+    pub(crate) outbound: Arc<Outbound>,
+    pub(crate) serializer: Serializer,
+    pub(crate) intercepts: Arc<[String]>,
+    pub(crate) inbox: Inbox,
+}
+
+#[derive(Default)]
+struct TopicSubscribers {
+    entries: Vec<(SubscriptionId, Subscriber)>,
+    position: HashMap<SubscriptionId, usize>,
+}
+
+pub(crate) struct Registry {
+    shards: Box<[RwLock<HashMap<String, TopicSubscribers>>]>,
+    hasher: RandomState,
+}
+
+impl Registry {
+    pub(crate) fn new(shards: usize) -> Self {
+        let shards = (0..shards.max(1)).map(|_| RwLock::new(HashMap::new())).collect();
+        Registry { shards, hasher: RandomState::new() }
+    }
+
+    fn shard(&self, topic: &str) -> &RwLock<HashMap<String, TopicSubscribers>> {
+        &self.shards[self.hasher.hash_one(topic) as usize % self.shards.len()]
+    }
+
+    /// Adds `subscriber` to `topic`, then runs `then` while the topic's shard is still
+    /// locked: a join reply queued there goes out before any broadcast the new
+    /// subscriber receives (PROTOCOL.md 5.12, rule 1).
+    pub(crate) fn subscribe_then(&self, id: SubscriptionId, topic: &str, subscriber: Subscriber, then: impl FnOnce()) {
+        let mut shard = self.shard(topic).write();
+        let subscribers = shard.entry(topic.to_owned()).or_default();
+        subscribers.position.insert(id, subscribers.entries.len());
+        subscribers.entries.push((id, subscriber));
+        then();
+    }
+
+    pub(crate) fn subscribe(&self, id: SubscriptionId, topic: &str, subscriber: Subscriber) {
+        self.subscribe_then(id, topic, subscriber, || {});
+    }
+
+    /// Removes one subscription; unknown ids are ignored.
+    pub(crate) fn unsubscribe(&self, id: SubscriptionId, topic: &str) {
+        let mut shard = self.shard(topic).write();
+        let Some(subscribers) = shard.get_mut(topic) else { return };
+        let Some(at) = subscribers.position.remove(&id) else { return };
+        subscribers.entries.swap_remove(at);
+        if let Some((moved, _)) = subscribers.entries.get(at) {
+            subscribers.position.insert(*moved, at);
+        }
+        if subscribers.entries.is_empty() {
+            shard.remove(topic);
+        }
+    }
+
+    /// Number of subscriptions on `topic`.
+    pub(crate) fn count(&self, topic: &str) -> usize {
+        self.shard(topic).read().get(topic).map_or(0, |s| s.entries.len())
+    }
+
+    /// Delivers `broadcast` to every subscriber of its topic except those owned by
+    /// `from`. Fastlane frames are encoded at most once per wire format (P74).
+    pub(crate) fn dispatch(&self, broadcast: &Arc<Broadcast>, from: Option<u64>, stats: &Stats) {
+        stats::incr(stats.broadcasts());
+        let shard = self.shard(&broadcast.topic).read();
+        let Some(subscribers) = shard.get(&broadcast.topic) else { return };
+        let mut frames: [Option<Option<Frame>>; 2] = [None, None];
+        let mut fastlane = 0;
+        for (_, subscriber) in &subscribers.entries {
+            match subscriber {
+                Subscriber::Channel(channel) => {
+                    if from == Some(channel.owner) {
+                        continue;
+                    }
+                    if channel.intercepts.iter().any(|event| *event == broadcast.event) {
+                        if channel.inbox.try_send(ChannelMsg::Out(broadcast.clone())).is_err() {
+                            stats::incr(stats.broadcasts_dropped());
+                        }
+                        continue;
+                    }
+                    let slot = &mut frames[channel.serializer.index()];
+                    let frame = slot.get_or_insert_with(|| encode(channel.serializer, broadcast, stats));
+                    if let Some(frame) = frame {
+                        match channel.outbound.push_frame(None, frame.clone()) {
+                            Ok(()) => fastlane += 1,
+                            Err(Refused::Full) => stats::incr(stats.broadcasts_dropped()),
+                            Err(Refused::Closed) => {}
+                        }
+                    }
+                }
+                Subscriber::Info { owner, inbox } => {
+                    if from != Some(*owner)
+                        && inbox.try_send(ChannelMsg::Info(Info::Broadcast(Broadcast::clone(broadcast)))).is_err()
+                    {
+                        stats::incr(stats.broadcasts_dropped());
+                    }
+                }
+                Subscriber::Plain { owner, sender } => {
+                    if from != Some(*owner)
+                        && let Err(TrySendError::Full(_)) = sender.try_send(Broadcast::clone(broadcast))
+                    {
+                        stats::incr(stats.broadcasts_dropped());
+                    }
+                }
+                Subscriber::Connection(outbound) => {
+                    if broadcast.event == "disconnect" {
+                        let _ = outbound.push_control(crate::transport::outbound::OutItem::Disconnect);
+                    }
+                }
+            }
+        }
+        stats::add(stats.fastlane_deliveries(), fastlane);
+    }
+}
+
+/// Encodes a fastlane frame; a payload this format cannot carry is logged and skipped.
+fn encode(serializer: Serializer, broadcast: &Broadcast, stats: &Stats) -> Option<Frame> {
+    stats::incr(stats.broadcast_encodes());
+    match serializer.encode_broadcast(broadcast) {
+        Ok(frame) => Some(frame),
+        Err(err) => {
+            log::warn!(
+                "broadcast {:?} on {:?} skipped for {serializer:?} subscribers: {err}",
+                broadcast.event,
+                broadcast.topic
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::unbounded;
+
+    fn plain(owner: u64) -> (Subscriber, crossbeam_channel::Receiver<Broadcast>) {
+        let (sender, receiver) = unbounded();
+        (Subscriber::Plain { owner, sender }, receiver)
+    }
+
+    #[test]
+    fn unsubscribe_removes_exactly_one_subscription() {
+        let registry = Registry::new(4);
+        let mut receivers = Vec::new();
+        for id in 0..10 {
+            let (sub, rx) = plain(id);
+            registry.subscribe(id, "t", sub);
+            receivers.push(rx);
+        }
+        registry.unsubscribe(3, "t");
+        registry.unsubscribe(0, "t");
+        registry.unsubscribe(99, "t");
+        assert_eq!(registry.count("t"), 8);
+        let stats = Stats::default();
+        registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), Some(5), &stats);
+        let got: Vec<usize> = receivers.iter().map(|rx| rx.len()).collect();
+        assert_eq!(got, [0, 1, 1, 0, 1, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn last_unsubscribe_drops_the_topic() {
+        let registry = Registry::new(1);
+        let (sub, _rx) = plain(1);
+        registry.subscribe(1, "t", sub);
+        registry.unsubscribe(1, "t");
+        assert_eq!(registry.count("t"), 0);
+        assert!(registry.shards[0].read().is_empty());
+    }
+}

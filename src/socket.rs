@@ -1,0 +1,244 @@
+//! What a channel's callbacks work with: the [`Socket`], plus the two handles that
+//! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
+//! message).
+
+use crate::channel::Info;
+use crate::channel_thread::{ChannelMsg, Inbox, InboxError};
+use crate::error::Error;
+use crate::message::{Message, Reply};
+use crate::payload::Payload;
+use crate::pubsub::{PubSub, Subscriber, SubscriberId, SubscriptionId};
+use crate::serializer::{Frame, Serializer};
+use crate::transport::outbound::{InstanceId, Outbound};
+use serde_json::{Map, Value};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Socket assigns: what `connect` stored, plus route assigns, plus what callbacks add.
+pub type Assigns = Map<String, Value>;
+
+/// What every handle of one channel instance shares: where its frames go and how
+/// they are encoded.
+pub(crate) struct ChannelLink {
+    pub(crate) outbound: Arc<Outbound>,
+    pub(crate) serializer: Serializer,
+    pub(crate) instance: InstanceId,
+    pub(crate) topic: String,
+    /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null (P53).
+    pub(crate) join_ref: Option<String>,
+}
+
+impl ChannelLink {
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), Error> {
+        self.outbound.push_frame(Some(self.instance), frame).map_err(|_| Error::ConnectionClosed)
+    }
+
+    pub(crate) fn reply_frame(
+        &self,
+        msg_ref: Option<String>,
+        status: String,
+        response: Payload,
+    ) -> Result<Frame, Error> {
+        let reply = Reply { join_ref: self.join_ref.clone(), msg_ref, topic: self.topic.clone(), status, response };
+        Ok(self.serializer.encode_reply(&reply)?)
+    }
+}
+
+/// The channel's view of its connection and topic, handed to every callback.
+///
+/// Holds the topic, the join ref, the assigns, and the operations `push`,
+/// `broadcast`, `broadcast_from`, `socket_ref` (for replies from elsewhere), and
+/// `subscribe`/`unsubscribe` for extra topics.
+pub struct Socket {
+    pub(crate) link: Arc<ChannelLink>,
+    pub(crate) assigns: Assigns,
+    pub(crate) joined: bool,
+    pub(crate) current_ref: Option<String>,
+    pub(crate) pubsub: PubSub,
+    pub(crate) inbox: Inbox,
+    extra: HashMap<String, Vec<SubscriptionId>>,
+}
+
+impl Socket {
+    pub(crate) fn new(link: Arc<ChannelLink>, assigns: Assigns, pubsub: PubSub, inbox: Inbox) -> Self {
+        Socket { link, assigns, joined: false, current_ref: None, pubsub, inbox, extra: HashMap::new() }
+    }
+
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        &self.link.topic
+    }
+
+    /// The channel's join ref (P53).
+    pub fn join_ref(&self) -> Option<&str> {
+        self.link.join_ref.as_deref()
+    }
+
+    /// The connection's wire format.
+    pub fn serializer(&self) -> Serializer {
+        self.link.serializer
+    }
+
+    /// The assigns: from `connect`, the route, and earlier callbacks.
+    pub fn assigns(&self) -> &Assigns {
+        &self.assigns
+    }
+
+    /// The assigns, to change.
+    pub fn assigns_mut(&mut self) -> &mut Assigns {
+        &mut self.assigns
+    }
+
+    /// Sets one assign.
+    pub fn assign(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.assigns.insert(key.into(), value.into());
+    }
+
+    /// This channel's id, to skip it with [`PubSub::broadcast_from`].
+    pub fn id(&self) -> SubscriberId {
+        SubscriberId(self.link.instance)
+    }
+
+    /// The endpoint's broadcast API, for other topics.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
+    /// Pushes `event` to this channel's client (P70): a JSON object or bytes (V2 only).
+    pub fn push(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
+        self.require_joined()?;
+        let msg = Message {
+            join_ref: self.link.join_ref.clone(),
+            msg_ref: None,
+            topic: self.link.topic.clone(),
+            event: event.to_owned(),
+            payload: payload.into(),
+        };
+        self.link.send(self.link.serializer.encode_push(&msg)?)
+    }
+
+    /// Broadcasts `event` on this channel's topic, to every subscriber including this
+    /// channel's own client (P72).
+    pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
+        self.require_joined()?;
+        self.pubsub.broadcast(&self.link.topic, event, payload)
+    }
+
+    /// Broadcasts `event` on this channel's topic to every subscriber but this channel (P73).
+    pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
+        self.require_joined()?;
+        self.pubsub.broadcast_from(self.id(), &self.link.topic, event, payload)
+    }
+
+    /// A handle for replying to the message being handled, later and from any thread
+    /// (P71). Only inside `handle_in`.
+    pub fn socket_ref(&self) -> Result<SocketRef, Error> {
+        self.require_joined()?;
+        let msg_ref = self.current_ref.clone().ok_or(Error::NoRef)?;
+        Ok(SocketRef { link: self.link.clone(), msg_ref })
+    }
+
+    /// A cloneable handle through which any thread can send this channel a message for
+    /// `handle_info`.
+    pub fn handle(&self) -> ChannelHandle {
+        ChannelHandle { inbox: self.inbox.clone(), id: self.id() }
+    }
+
+    /// Subscribes this channel to another topic: its broadcasts arrive in
+    /// `handle_info` as [`Info::Broadcast`] (P76). Subscribing twice delivers twice.
+    pub fn subscribe(&mut self, topic: &str) {
+        let id = self.pubsub.next_id();
+        let subscriber = Subscriber::Info { owner: self.link.instance, inbox: self.inbox.clone() };
+        self.pubsub.inner.registry.subscribe(id, topic, subscriber);
+        self.extra.entry(topic.to_owned()).or_default().push(id);
+    }
+
+    /// Ends this channel's subscriptions to `topic` (all of them).
+    pub fn unsubscribe(&mut self, topic: &str) {
+        for id in self.extra.remove(topic).unwrap_or_default() {
+            self.pubsub.inner.registry.unsubscribe(id, topic);
+        }
+    }
+
+    /// Sends a reply for `handle_in`'s result; a reply that cannot be encoded stops the
+    /// channel as a crash would in Phoenix.
+    pub(crate) fn reply_now(
+        &self,
+        msg_ref: Option<String>,
+        status: String,
+        response: Payload,
+    ) -> Result<(), crate::channel::StopReason> {
+        let frame = self
+            .link
+            .reply_frame(msg_ref, status, response)
+            .map_err(|err| crate::channel::StopReason::Error(format!("cannot encode the reply: {err}")))?;
+        // A closed connection drops the reply, as in Phoenix.
+        let _ = self.link.send(frame);
+        Ok(())
+    }
+
+    fn require_joined(&self) -> Result<(), Error> {
+        if self.joined { Ok(()) } else { Err(Error::NotJoined) }
+    }
+
+    /// Ends every subscription of this channel: its own topic and the extra ones.
+    pub(crate) fn unsubscribe_all(&mut self) {
+        let topics: Vec<String> = self.extra.keys().cloned().collect();
+        for topic in topics {
+            self.unsubscribe(&topic);
+        }
+        if self.joined {
+            self.pubsub.inner.registry.unsubscribe(self.link.instance, &self.link.topic);
+        }
+    }
+}
+
+/// A captured message ref, for replying after `handle_in` has returned, from any
+/// thread, as often as needed (P71). Phoenix's `socket_ref/1` and `reply/2`.
+///
+/// A reply to a connection that is gone is dropped, with [`Error::ConnectionClosed`].
+#[derive(Clone)]
+pub struct SocketRef {
+    link: Arc<ChannelLink>,
+    msg_ref: String,
+}
+
+impl SocketRef {
+    /// Sends `phx_reply` with `status` and `response` for the captured message.
+    pub fn reply(&self, status: &str, response: impl Into<Payload>) -> Result<(), Error> {
+        let frame = self.link.reply_frame(Some(self.msg_ref.clone()), status.to_owned(), response.into())?;
+        self.link.send(frame)
+    }
+
+    /// The topic of the channel that captured it.
+    pub fn topic(&self) -> &str {
+        &self.link.topic
+    }
+}
+
+/// Sends messages to one channel's `handle_info`, from any thread: the role of a pid.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    inbox: Inbox,
+    id: SubscriberId,
+}
+
+impl ChannelHandle {
+    /// Delivers `message` to the channel's `handle_info` as [`Info::Message`].
+    ///
+    /// Fails with [`Error::ChannelEnded`] once the channel has stopped, and with
+    /// [`Error::Overloaded`] when its mailbox is full.
+    pub fn send<T: Any + Send>(&self, message: T) -> Result<(), Error> {
+        match self.inbox.try_send(ChannelMsg::Info(Info::Message(Box::new(message)))) {
+            Ok(()) => Ok(()),
+            Err(InboxError::Closed) => Err(Error::ChannelEnded),
+            Err(InboxError::Full) => Err(Error::Overloaded),
+        }
+    }
+
+    /// The channel's id, for [`PubSub::broadcast_from`].
+    pub fn id(&self) -> SubscriberId {
+        self.id
+    }
+}

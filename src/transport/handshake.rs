@@ -1,0 +1,227 @@
+//! From a parsed HTTP request to a decision: a plain HTTP answer, or a WebSocket
+//! upgrade that waits for the socket's `connect` (PROTOCOL.md 2.1–2.6).
+
+use super::http;
+use crate::connect_info::{ConnectInfo, RequestUri};
+use crate::endpoint::{Mount, Shared};
+use crate::origin::Origin;
+use crate::params::{Params, parse_query};
+use crate::serializer::Serializer;
+use bytes::Bytes;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tungstenite::handshake::server::{Request, create_response, write_response};
+
+/// The prefix of the JS client's auth token entry in `Sec-WebSocket-Protocol`.
+const TOKEN_PREFIX: &str = "base64url.bearer.phx.";
+
+/// What to do with a request.
+pub(super) enum Decision {
+    /// Answer with these bytes, then close.
+    Respond(Bytes),
+    /// Run the socket's `connect`; on success, send `upgrade` and speak WebSocket.
+    Connect(Box<Upgrade>),
+}
+
+/// A valid upgrade request, waiting for `connect`.
+pub(super) struct Upgrade {
+    pub(super) mount: Arc<Mount>,
+    pub(super) params: Params,
+    pub(super) info: ConnectInfo,
+    pub(super) serializer: Serializer,
+    /// The `101 Switching Protocols` response.
+    pub(super) response: Bytes,
+}
+
+pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local: SocketAddr) -> Decision {
+    let path = request.uri().path();
+    let query = request.uri().query().unwrap_or("");
+    let is_get = request.method() == "GET";
+    if let Some(page) = shared.statics.get(path)
+        && (is_get || request.method() == "HEAD")
+    {
+        return Decision::Respond(http::response(200, &page.content_type, &page.body, !is_get));
+    }
+    let Some((mount, path_params)) = shared.mounts.iter().find_map(|m| m.matches(path).map(|p| (m, p))) else {
+        return Decision::Respond(http::text(404, "Not Found"));
+    };
+    if !is_get {
+        return Decision::Respond(http::response(400, "text/plain", b"", false)); // P2
+    }
+    let settings = &mount.socket.settings;
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let (host, port) = host_and_port(header("host").unwrap_or(""), local.port());
+    let request_origin = Origin { scheme: Some("http".into()), host: Some(host.clone()), port: Some(port) };
+    if let Some(origin) = header("origin")
+        && !settings.check_origin.allows(origin, &shared.host, &request_origin)
+    {
+        log::error!(
+            "Could not check origin for Phoenix.Socket transport.\n\nOrigin of the request: {origin}\n\n\
+             This happens when you are attempting a socket connection to a different host than the one \
+             configured in your endpoint (phx-channels: EndpointBuilder::host), or the socket's check_origin \
+             (UserSocket::check_origin) does not list this origin."
+        );
+        return forbidden(); // P17
+    }
+    let (protocol, auth_token) = match negotiate_protocols(header("sec-websocket-protocol"), settings) {
+        Ok(found) => found,
+        Err(refusal) => return Decision::Respond(refusal),
+    };
+    let mut params = parse_query(query);
+    for (name, value) in path_params {
+        params.insert(name, Value::String(value));
+    }
+    let serializer = match params.get("vsn") {
+        None => Ok(Serializer::V1),
+        Some(Value::String(vsn)) => Serializer::negotiate(Some(vsn)),
+        Some(other) => Err(crate::serializer::VsnError::Invalid(other.to_string())),
+    };
+    let serializer = match serializer {
+        Ok(serializer) => serializer,
+        Err(err) => {
+            log::warn!("{err}"); // P6
+            return forbidden();
+        }
+    };
+    let mut response = match create_response(request) {
+        Ok(response) => response,
+        Err(err) => return Decision::Respond(http::text(400, &err.to_string())), // P3
+    };
+    if let Some(protocol) = protocol
+        && let Ok(value) = protocol.parse()
+    {
+        response.headers_mut().insert("sec-websocket-protocol", value);
+    }
+    let mut head = Vec::with_capacity(256);
+    if let Err(err) = write_response(&mut head, &response) {
+        return Decision::Respond(http::text(400, &err.to_string()));
+    }
+    let uri = RequestUri { scheme: "http".into(), host, port, path: path.to_owned(), query: query.to_owned() };
+    let mut info = ConnectInfo::gather(&settings.connect_info, &headers, peer, uri);
+    info.auth_token = auth_token;
+    Decision::Connect(Box::new(Upgrade { mount: mount.clone(), params, info, serializer, response: Bytes::from(head) }))
+}
+
+fn forbidden() -> Decision {
+    Decision::Respond(http::response(403, "text/plain", b"", false))
+}
+
+/// Splits a `Host` header; the port defaults to the local port.
+fn host_and_port(host: &str, local_port: u16) -> (String, u16) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name.to_owned(), port.parse().unwrap_or(local_port))
+        }
+        _ => (host.to_owned(), local_port),
+    }
+}
+
+type Negotiated = (Option<String>, Option<Vec<u8>>);
+
+/// Subprotocol negotiation and the auth token (P18–P20): the protocol to echo, and the
+/// token taken out of the header. A refusal is the HTTP answer to send.
+fn negotiate_protocols(
+    header: Option<&str>,
+    settings: &crate::user_socket::SocketSettings,
+) -> Result<Negotiated, Bytes> {
+    let mut offered: Vec<&str> = header.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let mut allowed: Vec<&str> = settings.subprotocols.iter().map(String::as_str).collect();
+    let mut token = None;
+    if settings.auth_token {
+        allowed.insert(0, "phoenix");
+        if let Some(at) = offered.iter().position(|p| p.starts_with(TOKEN_PREFIX)) {
+            let encoded = &offered.remove(at)[TOKEN_PREFIX.len()..];
+            match base64_decode(encoded) {
+                Some(bytes) => token = Some(bytes),
+                None => return Err(http::text(400, "malformed auth token")),
+            }
+        }
+    }
+    if allowed.is_empty() || offered.is_empty() {
+        return Ok((None, token)); // P18, and P19's missing header
+    }
+    match allowed.iter().find(|p| offered.contains(p)) {
+        Some(protocol) => Ok((Some((*protocol).to_owned()), token)),
+        None => {
+            log::error!(
+                "Could not negotiate a WebSocket subprotocol: the client offered {offered:?}, the socket allows {allowed:?}"
+            );
+            Err(http::response(403, "text/plain", b"", false))
+        }
+    }
+}
+
+/// Standard-alphabet base64 without padding (padding tolerated), as the JS client's
+/// `btoa` output with `=` removed (P20).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let text = text.trim_end_matches('=').as_bytes();
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user_socket::SocketSettings;
+
+    #[test]
+    fn base64_matches_btoa_without_padding() {
+        assert_eq!(base64_decode("aGVsbG8").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64_decode("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64_decode("+/8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("a"), None);
+        assert_eq!(base64_decode("a-b_"), None);
+    }
+
+    #[test]
+    fn protocols_are_ignored_without_configuration() {
+        // P18
+        let settings = SocketSettings::default();
+        assert_eq!(negotiate_protocols(Some("foo, bar"), &settings).unwrap(), (None, None));
+    }
+
+    #[test]
+    fn the_first_configured_match_is_echoed() {
+        // P19
+        let settings = SocketSettings { subprotocols: vec!["b".into(), "a".into()], ..Default::default() };
+        assert_eq!(negotiate_protocols(Some("a, b"), &settings).unwrap().0.as_deref(), Some("b"));
+        assert!(negotiate_protocols(Some("c"), &settings).is_err());
+        assert_eq!(negotiate_protocols(None, &settings).unwrap(), (None, None));
+    }
+
+    #[test]
+    fn the_auth_token_is_taken_out_and_phoenix_echoed() {
+        // P20
+        let settings = SocketSettings { auth_token: true, ..Default::default() };
+        let (protocol, token) = negotiate_protocols(Some("phoenix, base64url.bearer.phx.c2VjcmV0"), &settings).unwrap();
+        assert_eq!(protocol.as_deref(), Some("phoenix"));
+        assert_eq!(token.as_deref(), Some(&b"secret"[..]));
+    }
+}

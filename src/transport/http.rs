@@ -1,0 +1,46 @@
+//! Plain HTTP answers: refusals, errors and the endpoint's static responses.
+
+use bytes::Bytes;
+
+/// The standard reason phrase for the statuses the endpoint sends.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// A complete HTTP/1.1 response that closes the connection.
+pub(crate) fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Bytes {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    Bytes::from(out)
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: u16, body: &str) -> Bytes {
+    response(status, "text/plain; charset=utf-8", body.as_bytes(), false)
+}
+
+/// A response the endpoint serves for a fixed path (see
+/// [`EndpointBuilder::static_response`](crate::EndpointBuilder::static_response)).
+#[derive(Clone, Debug)]
+pub(crate) struct StaticResponse {
+    pub(crate) content_type: String,
+    pub(crate) body: Bytes,
+}

@@ -1,0 +1,72 @@
+//! How other threads reach a reactor: a mailbox of commands and of connections with
+//! queued output, and one `mio::Waker` whose wake-ups are coalesced.
+
+use super::connect_pool::ConnectOutcome;
+use mio::Waker;
+use mio::net::TcpStream;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+
+/// Names a connection on one reactor: its slot, and a serial so that a slot reused by
+/// a newer connection is not confused with the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnKey {
+    pub(crate) slot: usize,
+    pub(crate) serial: u64,
+}
+
+/// What other threads ask of a reactor.
+pub(crate) enum Command {
+    /// A new TCP connection from the acceptor.
+    Adopt(TcpStream, SocketAddr),
+    /// A connect worker's verdict on a handshake.
+    Connected { key: ConnKey, outcome: ConnectOutcome },
+    /// Drain every connection (close 1012) and stop.
+    Shutdown,
+}
+
+pub(crate) struct Mailbox {
+    waker: Waker,
+    mail: Mutex<Mail>,
+}
+
+#[derive(Default)]
+pub(crate) struct Mail {
+    pub(crate) ready: Vec<ConnKey>,
+    pub(crate) commands: Vec<Command>,
+    woken: bool,
+}
+
+impl Mailbox {
+    pub(crate) fn new(waker: Waker) -> Self {
+        Mailbox { waker, mail: Mutex::new(Mail::default()) }
+    }
+
+    /// The connection has output queued.
+    pub(crate) fn ready(&self, key: ConnKey) {
+        self.post(|mail| mail.ready.push(key));
+    }
+
+    pub(crate) fn command(&self, command: Command) {
+        self.post(|mail| mail.commands.push(command));
+    }
+
+    /// Adds to the mail and wakes the reactor, once per batch.
+    fn post(&self, add: impl FnOnce(&mut Mail)) {
+        let mut mail = self.mail.lock();
+        add(&mut mail);
+        let wake = !std::mem::replace(&mut mail.woken, true);
+        drop(mail);
+        if wake && let Err(err) = self.waker.wake() {
+            log::error!("cannot wake a reactor: {err}");
+        }
+    }
+
+    /// Reactor side: takes everything posted so far into `into` (swapping buffers).
+    pub(crate) fn take(&self, into: &mut Mail) {
+        let mut mail = self.mail.lock();
+        mail.woken = false;
+        std::mem::swap(&mut mail.ready, &mut into.ready);
+        std::mem::swap(&mut mail.commands, &mut into.commands);
+    }
+}

@@ -1,0 +1,150 @@
+//! A connection's outbound queue: the one FIFO through which channel threads, async
+//! replies and the broadcast fan-out hand frames to the connection's reactor.
+//!
+//! Everything one channel thread sends goes through here in order, control notices
+//! included (PROTOCOL.md 5.12), so the reactor sees a channel's frames, its close notice
+//! and its exit in the order they happened. The queue is bounded in frames and bytes; a
+//! producer that finds it full marks the connection as a slow consumer and the reactor
+//! closes it. Control notices are never refused: they are few (one or two per channel).
+
+use super::reactor::{ConnKey, Mailbox};
+use crate::serializer::Frame;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// Identifies one channel instance (one join) on a connection.
+pub(crate) type InstanceId = u64;
+
+/// One item for the reactor.
+pub(crate) enum OutItem {
+    /// A frame to write. `from` names the channel instance that sent it, so the frames of
+    /// a channel replaced by a duplicate join can be discarded; fastlane frames have none.
+    Frame { from: Option<InstanceId>, frame: Frame },
+    /// The join reply: the channel is joined (or, if not `joined`, gone).
+    JoinResult { instance: InstanceId, frame: Frame, joined: bool },
+    /// The channel is stopping gracefully: write `phx_close` and forget the topic.
+    Closing { instance: InstanceId },
+    /// The channel thread's last word. If the topic still names this instance, the stop
+    /// was abnormal (`crashed`: write `phx_error`) or the connection is going away.
+    Exited { instance: InstanceId, crashed: bool },
+    /// A `disconnect` broadcast on the socket id: close with 1001 (P22).
+    Disconnect,
+}
+
+/// Bounds of one connection's queue of unwritten frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Most frames waiting to be written.
+    pub max_frames: usize,
+    /// Most bytes waiting to be written.
+    pub max_bytes: usize,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        OutboundLimits { max_frames: 10_000, max_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The connection is closed or closing.
+    Closed,
+    /// The queue was full: the connection is now closing as a slow consumer.
+    Full,
+}
+
+pub(crate) struct Outbound {
+    key: ConnKey,
+    mailbox: Arc<Mailbox>,
+    limits: OutboundLimits,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    items: Vec<OutItem>,
+    /// Frames and bytes queued here or taken by the reactor but not yet written.
+    frames: usize,
+    bytes: usize,
+    scheduled: bool,
+    closed: bool,
+    overflowed: bool,
+}
+
+/// What the reactor takes from the queue in one go.
+pub(crate) struct Taken {
+    pub(crate) overflowed: bool,
+}
+
+impl Outbound {
+    pub(crate) fn new(key: ConnKey, mailbox: Arc<Mailbox>, limits: OutboundLimits) -> Self {
+        Outbound { key, mailbox, limits, state: Mutex::new(State::default()) }
+    }
+
+    /// Queues a frame, within the limits.
+    pub(crate) fn push_frame(&self, from: Option<InstanceId>, frame: Frame) -> Result<(), Refused> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.frames + 1 > self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
+            state.closed = true;
+            state.overflowed = true;
+            self.schedule(state);
+            return Err(Refused::Full);
+        }
+        state.frames += 1;
+        state.bytes += frame.len();
+        state.items.push(OutItem::Frame { from, frame });
+        self.schedule(state);
+        Ok(())
+    }
+
+    /// Queues a control notice (or a join reply); refused only once the connection is closed.
+    pub(crate) fn push_control(&self, item: OutItem) -> Result<(), Refused> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if let OutItem::JoinResult { frame, .. } = &item {
+            state.frames += 1;
+            state.bytes += frame.len();
+        }
+        state.items.push(item);
+        self.schedule(state);
+        Ok(())
+    }
+
+    /// Wakes the reactor unless it is already due to look at this connection.
+    fn schedule(&self, mut state: parking_lot::MutexGuard<'_, State>) {
+        if !state.scheduled {
+            state.scheduled = true;
+            drop(state);
+            self.mailbox.ready(self.key);
+        }
+    }
+
+    /// Reactor side: moves the queued items into `into`.
+    pub(crate) fn take(&self, into: &mut Vec<OutItem>) -> Taken {
+        let mut state = self.state.lock();
+        state.scheduled = false;
+        into.append(&mut state.items);
+        Taken { overflowed: state.overflowed }
+    }
+
+    /// Reactor side: `frames` frames of `bytes` bytes were written (or dropped).
+    pub(crate) fn written(&self, frames: usize, bytes: usize) {
+        let mut state = self.state.lock();
+        state.frames = state.frames.saturating_sub(frames);
+        state.bytes = state.bytes.saturating_sub(bytes);
+    }
+
+    /// Reactor side: no more items are accepted; queued ones are dropped.
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.items.clear();
+    }
+}

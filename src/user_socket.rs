@@ -1,0 +1,214 @@
+//! A socket definition, like a Phoenix `UserSocket` module: `connect`, `id`, channel
+//! routes and the per-socket settings.
+
+use crate::channel::Channel;
+use crate::connect_info::{ConnectInfo, ConnectInfoKey};
+use crate::origin::CheckOrigin;
+use crate::params::Params;
+use crate::router::Route;
+use crate::socket::Assigns;
+use crate::transport::outbound::OutboundLimits;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A refused connection: the HTTP status and body the client gets (P8, P9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status, 403 by default.
+    pub status: u16,
+    /// The response body, empty by default.
+    pub body: String,
+}
+
+impl Refusal {
+    /// 403 with an empty body: Phoenix's answer to `connect` returning `:error`.
+    pub fn forbidden() -> Self {
+        Refusal { status: 403, body: String::new() }
+    }
+
+    /// Any status and body, as a Phoenix `error_handler` would send (for example
+    /// `Refusal::new(429, "Too many requests")`).
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Refusal { status, body: body.into() }
+    }
+}
+
+type ConnectFn = dyn Fn(&Params, &ConnectInfo) -> Result<Assigns, Refusal> + Send + Sync;
+type IdFn = dyn Fn(&Assigns) -> Option<String> + Send + Sync;
+
+/// Per-socket settings, with Phoenix's defaults.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketSettings {
+    pub(crate) max_channels: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_frame_size: usize,
+    pub(crate) check_origin: CheckOrigin,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) auth_token: bool,
+    pub(crate) connect_info: Vec<ConnectInfoKey>,
+    pub(crate) outbound: OutboundLimits,
+    pub(crate) log_connect: Option<log::Level>,
+}
+
+impl Default for SocketSettings {
+    fn default() -> Self {
+        SocketSettings {
+            max_channels: 100,
+            idle_timeout: Duration::from_secs(60),
+            max_frame_size: 10_000_000,
+            check_origin: CheckOrigin::default(),
+            subprotocols: Vec::new(),
+            auth_token: false,
+            connect_info: Vec::new(),
+            outbound: OutboundLimits::default(),
+            log_connect: Some(log::Level::Info),
+        }
+    }
+}
+
+/// A socket: how clients connect, and which channels they may join.
+///
+/// ```
+/// use phx_channels::{Channel, JoinResult, Payload, Refusal, Socket, UserSocket};
+/// # struct Room;
+/// # impl Channel for Room {
+/// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+/// # }
+/// let socket = UserSocket::new()
+///     .connect(|params, _info| match params.get("token").and_then(|t| t.as_str()) {
+///         Some(token) => Ok([("user".to_string(), token.into())].into_iter().collect()),
+///         None => Err(Refusal::forbidden()),
+///     })
+///     .id(|assigns| assigns.get("user").and_then(|u| u.as_str()).map(|u| format!("user_socket:{u}")))
+///     .channel("room:*", |_topic| Room)
+///     .max_channels(100);
+/// ```
+#[derive(Clone)]
+pub struct UserSocket {
+    pub(crate) routes: Vec<Route>,
+    pub(crate) connect: Arc<ConnectFn>,
+    pub(crate) id: Arc<IdFn>,
+    pub(crate) settings: SocketSettings,
+    pub(crate) errors: Vec<String>,
+}
+
+impl Default for UserSocket {
+    fn default() -> Self {
+        UserSocket::new()
+    }
+}
+
+impl UserSocket {
+    /// A socket that accepts every connection with empty assigns, has no id and no routes.
+    pub fn new() -> Self {
+        UserSocket {
+            routes: Vec::new(),
+            connect: Arc::new(|_, _| Ok(Assigns::new())),
+            id: Arc::new(|_| None),
+            settings: SocketSettings::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Decides whether a client may connect, from its params (the query string, `vsn`
+    /// included, P7) and the [`ConnectInfo`] asked for. Returns the socket assigns, or a
+    /// [`Refusal`]. Runs on the endpoint's connect workers, never on a reactor.
+    pub fn connect<F>(mut self, connect: F) -> Self
+    where
+        F: Fn(&Params, &ConnectInfo) -> Result<Assigns, Refusal> + Send + Sync + 'static,
+    {
+        self.connect = Arc::new(connect);
+        self
+    }
+
+    /// The socket id, from the assigns `connect` returned (P10). A connection with an id
+    /// subscribes to it as a topic; an endpoint broadcast of `disconnect` there closes
+    /// every such connection (P22).
+    pub fn id<F>(mut self, id: F) -> Self
+    where
+        F: Fn(&Assigns) -> Option<String> + Send + Sync + 'static,
+    {
+        self.id = Arc::new(id);
+        self
+    }
+
+    /// Routes topics matching `pattern` (exact, or a prefix ending in `*`) to channels
+    /// made by `factory`. The first matching route wins (P44).
+    pub fn channel<C, F>(self, pattern: &str, factory: F) -> Self
+    where
+        C: Channel,
+        F: Fn(&str) -> C + Send + Sync + 'static,
+    {
+        self.channel_with_assigns(pattern, Assigns::new(), factory)
+    }
+
+    /// Like [`channel`](UserSocket::channel), with static assigns merged into the
+    /// socket assigns before `join` (P45).
+    pub fn channel_with_assigns<C, F>(mut self, pattern: &str, assigns: Assigns, factory: F) -> Self
+    where
+        C: Channel,
+        F: Fn(&str) -> C + Send + Sync + 'static,
+    {
+        match Route::new(pattern, assigns, factory) {
+            Ok(route) => self.routes.push(route),
+            Err(err) => self.errors.push(err.to_string()),
+        }
+        self
+    }
+
+    /// Most channels one connection may have joined at once; default 100 (P47).
+    pub fn max_channels(mut self, max: usize) -> Self {
+        self.settings.max_channels = max;
+        self
+    }
+
+    /// Closes a connection that sent nothing for this long; default 60 s (P23).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
+    /// Largest frame or message accepted, in bytes; default 10 000 000 (P24).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.settings.max_frame_size = bytes;
+        self
+    }
+
+    /// Which `Origin` headers are accepted; default [`CheckOrigin::EndpointHost`].
+    pub fn check_origin(mut self, check: CheckOrigin) -> Self {
+        self.settings.check_origin = check;
+        self
+    }
+
+    /// Subprotocols to negotiate; the first configured one the client offers is echoed (P19).
+    pub fn subprotocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
+        self.settings.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol`, into
+    /// [`ConnectInfo::auth_token`] (P20).
+    pub fn auth_token(mut self, enabled: bool) -> Self {
+        self.settings.auth_token = enabled;
+        self
+    }
+
+    /// The parts of the request `connect` gets in its [`ConnectInfo`] (P21).
+    pub fn connect_info<I: IntoIterator<Item = ConnectInfoKey>>(mut self, keys: I) -> Self {
+        self.settings.connect_info = keys.into_iter().collect();
+        self
+    }
+
+    /// Bounds of each connection's queue of unwritten frames. A connection that falls
+    /// further behind is closed as a slow consumer (close code 1008).
+    pub fn outbound_limits(mut self, limits: OutboundLimits) -> Self {
+        self.settings.outbound = limits;
+        self
+    }
+
+    /// The level of `CONNECTED TO` lines, or `None` for none (P84); default info.
+    pub fn log_connect(mut self, level: Option<log::Level>) -> Self {
+        self.settings.log_connect = level;
+        self
+    }
+}
