@@ -116,6 +116,7 @@ pub(crate) struct ChannelStart {
     pub(crate) receiver: Receiver<ChannelMsg>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) tracker: Arc<ThreadTracker>,
+    pub(crate) presence: Arc<crate::presence::Presence>,
     pub(crate) log: LogSettings,
 }
 
@@ -294,13 +295,22 @@ impl Runner {
     }
 }
 
+/// Runs the channel, then removes whatever it tracked in presence, however it ended (P93).
 fn run(start: ChannelStart) {
-    let ChannelStart { factory, channel_name, join, link, assigns, pubsub, inbox, receiver, stats, log, .. } = start;
+    let (presence, instance) = (start.presence.clone(), start.link.instance);
+    run_channel(start);
+    presence.untrack_all(instance);
+}
+
+fn run_channel(start: ChannelStart) {
+    let ChannelStart {
+        factory, channel_name, join, link, assigns, pubsub, inbox, receiver, stats, log, presence, ..
+    } = start;
     let topic = link.topic.clone();
     let began = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut channel = factory(&topic);
-        let mut socket = Socket::new(link.clone(), assigns, pubsub.clone(), inbox.clone());
+        let mut socket = Socket::new(link.clone(), assigns, pubsub.clone(), inbox.clone(), presence);
         let result = channel.join(&topic, &join.payload, &mut socket);
         (channel, socket, result)
     }));

@@ -5,6 +5,7 @@ use crate::channel_thread::ThreadTracker;
 use crate::error::Error;
 use crate::logging::DEFAULT_FILTER;
 use crate::payload::Payload;
+use crate::presence::Presence;
 use crate::pubsub::{Adapter, PubSub, SubscriberId, Subscription};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::transport::acceptor::{Acceptor, AcceptorStop};
@@ -36,6 +37,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) filter_parameters: Arc<[String]>,
     pub(crate) registry_shards: usize,
     pub(crate) subscription_capacity: usize,
+    pub(crate) presence_window: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -53,6 +55,7 @@ impl Default for EndpointConfig {
             filter_parameters: DEFAULT_FILTER.iter().map(|w| w.to_string()).collect(),
             registry_shards: 64,
             subscription_capacity: 10_000,
+            presence_window: Duration::from_millis(20),
         }
     }
 }
@@ -99,6 +102,7 @@ pub(crate) struct Shared {
     pub(crate) pubsub: PubSub,
     pub(crate) stats: Arc<Stats>,
     pub(crate) tracker: Arc<ThreadTracker>,
+    pub(crate) presence: Arc<Presence>,
     pub(crate) config: EndpointConfig,
     pub(crate) connect_pool: ConnectPoolHandle,
 }
@@ -228,6 +232,13 @@ impl EndpointBuilder {
         self
     }
 
+    /// How long presence changes are gathered into one `presence_diff` per topic;
+    /// default 20 ms.
+    pub fn presence_window(mut self, window: Duration) -> Self {
+        self.config.presence_window = window;
+        self
+    }
+
     /// Forwards broadcasts to other nodes (see [`Adapter`]).
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
@@ -252,6 +263,7 @@ impl EndpointBuilder {
         let stats = Arc::new(Stats::default());
         let config = self.config;
         let pubsub = PubSub::new(config.registry_shards, stats.clone(), self.adapter, config.subscription_capacity);
+        let presence = Presence::start(pubsub.clone(), config.presence_window)?;
         let shared = Arc::new(Shared {
             mounts: self.mounts.into_iter().map(|(path, socket)| Arc::new(Mount::new(&path, socket))).collect(),
             statics: self.statics,
@@ -259,6 +271,7 @@ impl EndpointBuilder {
             pubsub,
             stats,
             tracker: Arc::new(ThreadTracker::default()),
+            presence,
             connect_pool: ConnectPoolHandle(Mutex::new(Some(ConnectPool::start(config.connect_workers)?))),
             config,
         });
@@ -320,6 +333,7 @@ impl Running {
             let _ = reactor.join();
         }
         self.shared.connect_pool.stop();
+        self.shared.presence.stop();
         *stopped = true;
         self.stopped_signal.notify_all();
         log::info!("phx-channels endpoint on {} shut down", self.local_addr);
@@ -407,6 +421,11 @@ impl Endpoint {
     /// Ends a subscription. See [`PubSub::unsubscribe`].
     pub fn unsubscribe(&self, subscription: Subscription) {
         self.pubsub().unsubscribe(subscription)
+    }
+
+    /// Presence: who is on which topic.
+    pub fn presence(&self) -> &Presence {
+        &self.running.shared.presence
     }
 
     /// The endpoint's counters now.

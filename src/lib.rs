@@ -1,5 +1,72 @@
 //! Phoenix Channels for Rust programs without an async runtime.
+//!
+//! A server built with `phx-channels` speaks the [Phoenix Channels] wire protocol, so
+//! the official `phoenix` JavaScript client (and every other Phoenix client) connects
+//! to it unchanged. Application code implements [`Channel`] with Phoenix's callbacks
+//! (`join`, `handle_in`, `handle_out`, `handle_info`, `terminate`) and uses Phoenix's
+//! operations (`push`, `reply`, `broadcast`, `broadcast_from`, endpoint `broadcast` and
+//! `subscribe`, [`SocketRef`] for replies from elsewhere, [`presence`]).
+//!
+//! There is no async runtime. Each joined channel runs on its own OS thread, so a
+//! callback may block, and a slow or panicking channel holds back nobody else. A few
+//! reactor threads (mio) own the sockets; broadcasts are encoded once per wire format
+//! and the same bytes are queued on every subscriber's connection.
+//!
+//! # A complete server
+//!
+//! ```
+//! use phx_channels::client::Client;
+//! use phx_channels::{Channel, Endpoint, Handled, JoinResult, Payload, Socket, UserSocket};
+//! use serde_json::json;
+//!
+//! struct Room;
+//!
+//! impl Channel for Room {
+//!     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+//!         Ok(Payload::empty())
+//!     }
+//!
+//!     fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
+//!         match event {
+//!             "new_msg" => {
+//!                 socket.broadcast("new_msg", payload).ok();
+//!                 Handled::ok()
+//!             }
+//!             _ => Handled::NoReply,
+//!         }
+//!     }
+//! }
+//!
+//! let endpoint = Endpoint::builder()
+//!     .bind("127.0.0.1:0")
+//!     .socket("/socket", UserSocket::new().channel("room:*", |_topic| Room))
+//!     .start()?;
+//!
+//! // Any Phoenix client can connect now; here, the crate's blocking client.
+//! let mut client = Client::builder(endpoint.local_addr().to_string()).connect()?;
+//! client.join("room:lobby", json!({}))?;
+//! client.push("room:lobby", "new_msg", json!({"body": "hello"}))?;
+//! let msg = client.recv_event("room:lobby", "new_msg")?;
+//! assert_eq!(msg.payload, Payload::Json(json!({"body": "hello"})));
+//!
+//! endpoint.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where things are
+//!
+//! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.
+//! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits.
+//! - [`Channel`], [`Handled`], [`Flow`], [`StopReason`], [`Info`]: what you implement.
+//! - [`Socket`], [`SocketRef`], [`ChannelHandle`]: what callbacks work with.
+//! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
+//! - [`presence`]: who is on a topic, for the JS client's `Presence`.
+//! - [`serializer`]: the V1, V2 and binary wire formats.
+//! - [`client`]: a blocking Phoenix client.
+//!
+//! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod channel;
 mod channel_thread;
@@ -12,6 +79,7 @@ pub mod message;
 mod origin;
 mod params;
 pub mod payload;
+pub mod presence;
 pub mod pubsub;
 mod router;
 pub mod serializer;

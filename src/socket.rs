@@ -7,6 +7,7 @@ use crate::channel_thread::{ChannelMsg, Inbox, InboxError};
 use crate::error::Error;
 use crate::message::{Message, Reply};
 use crate::payload::Payload;
+use crate::presence::{Presence, PresenceError};
 use crate::pubsub::{PubSub, Subscriber, SubscriberId, SubscriptionId};
 use crate::serializer::{Frame, Serializer};
 use crate::transport::outbound::{InstanceId, Outbound};
@@ -57,12 +58,19 @@ pub struct Socket {
     pub(crate) current_ref: Option<String>,
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
+    pub(crate) presence: Arc<Presence>,
     extra: HashMap<String, Vec<SubscriptionId>>,
 }
 
 impl Socket {
-    pub(crate) fn new(link: Arc<ChannelLink>, assigns: Assigns, pubsub: PubSub, inbox: Inbox) -> Self {
-        Socket { link, assigns, joined: false, current_ref: None, pubsub, inbox, extra: HashMap::new() }
+    pub(crate) fn new(
+        link: Arc<ChannelLink>,
+        assigns: Assigns,
+        pubsub: PubSub,
+        inbox: Inbox,
+        presence: Arc<Presence>,
+    ) -> Self {
+        Socket { link, assigns, joined: false, current_ref: None, pubsub, inbox, presence, extra: HashMap::new() }
     }
 
     /// The channel's topic.
@@ -176,6 +184,34 @@ impl Socket {
         // A closed connection drops the reply, as in Phoenix.
         let _ = self.link.send(frame);
         Ok(())
+    }
+
+    /// Tracks this channel's presence under `key` on its own topic, with `meta` (a JSON
+    /// object). Returns the entry's `phx_ref` (P89). Everyone on the topic gets a
+    /// `presence_diff` with the join (P91). The entry goes away when the channel ends.
+    pub fn track(&self, key: &str, meta: Value) -> Result<String, PresenceError> {
+        self.presence.track(self.link.instance, &self.link.topic, key, meta)
+    }
+
+    /// Tracks this channel under `key` on another `topic`.
+    pub fn track_topic(&self, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+        self.presence.track(self.link.instance, topic, key, meta)
+    }
+
+    /// Replaces the meta of `key` on the channel's topic (P92); returns the new `phx_ref`.
+    pub fn update_presence(&self, key: &str, meta: Value) -> Result<String, PresenceError> {
+        self.presence.update(self.link.instance, &self.link.topic, key, meta)
+    }
+
+    /// Stops tracking `key` on the channel's topic. Idempotent.
+    pub fn untrack(&self, key: &str) {
+        self.presence.untrack(self.link.instance, &self.link.topic, key)
+    }
+
+    /// Everyone on the channel's topic, as `{key: {"metas": [...]}}`: the payload of
+    /// the `presence_state` push (P90).
+    pub fn presence_list(&self) -> Value {
+        self.presence.list(&self.link.topic)
     }
 
     fn require_joined(&self) -> Result<(), Error> {

@@ -152,6 +152,7 @@ impl Session {
             receiver,
             stats: self.shared.stats.clone(),
             tracker: self.shared.tracker.clone(),
+            presence: self.shared.presence.clone(),
             log: LogSettings { filter: self.shared.config.filter_parameters.clone() },
         };
         match channel_thread::spawn(start, self.shared.config.channel_stack_size) {

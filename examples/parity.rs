@@ -1,0 +1,265 @@
+//! The parity fixture: the server described in the project's FIXTURE.md, which a
+//! reference Phoenix app implements identically, so that one black-box suite and one
+//! load tool can run against either.
+//!
+//! ```text
+//! cargo run --release --example parity -- --port 4807
+//! ```
+
+use phx_channels::presence::PRESENCE_STATE;
+use phx_channels::{
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
+    StopReason, UserSocket,
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A message a channel sends itself to push right after its join reply.
+struct AfterJoin;
+
+/// `room:*`: the chat-like channel most tests use.
+struct Room;
+
+impl Channel for Room {
+    fn join(&mut self, _topic: &str, payload: &Payload, socket: &mut Socket) -> JoinResult {
+        let user = payload.get("user").cloned().unwrap_or(Value::Null);
+        socket.assign("entered_user", user);
+        let _ = socket.handle().send(AfterJoin);
+        Ok(Payload::empty())
+    }
+
+    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+        if info.downcast::<AfterJoin>().is_ok() {
+            let user = socket.assigns().get("entered_user").cloned().unwrap_or(Value::Null);
+            let _ = socket.broadcast("user_entered", json!({ "user": user }));
+            let mut joined = json!({"status": "connected", "user_id": socket.assigns().get("user_id").cloned().unwrap_or(Value::Null)});
+            if let Some(info) = socket.assigns().get("connect_info") {
+                joined["connect_info"] = info.clone();
+            }
+            let _ = socket.push("joined", joined);
+        }
+        Flow::Continue
+    }
+
+    fn intercept(&self) -> &[&str] {
+        &["new_msg"]
+    }
+
+    fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
+        match event {
+            "new_msg" => {
+                let _ = socket.broadcast("new_msg", payload);
+                Handled::ok()
+            }
+            "disconnect_user" => {
+                let id = match payload.get("user_id") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let _ = socket.pubsub().broadcast(&format!("user_sockets:{id}"), "disconnect", json!({}));
+                Handled::ok()
+            }
+            "boom" => panic!("boom"),
+            "binary_event" => match payload {
+                Payload::Binary(bytes) => {
+                    let _ = socket.push("binary_event", vec![0u8, 1]);
+                    let mut reply = bytes.to_vec();
+                    reply.extend_from_slice(&[3, 4]);
+                    Handled::reply_ok(reply)
+                }
+                Payload::Json(_) => Handled::stop(StopReason::Error("binary_event needs a binary payload".into())),
+            },
+            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+        }
+    }
+
+    fn handle_out(&mut self, event: &str, payload: &Payload, socket: &mut Socket) -> Flow {
+        let mut payload = payload.as_json().cloned().unwrap_or_else(|| json!({}));
+        payload["transport"] = json!(":websocket");
+        let _ = socket.push(event, payload);
+        Flow::Continue
+    }
+
+    fn terminate(&mut self, _reason: &StopReason, socket: &mut Socket) {
+        let _ = socket.push("you_left", json!({"message": "bye!"}));
+    }
+}
+
+/// `custom:*`: joins that succeed, are refused, or crash, and a graceful stop.
+struct Custom;
+
+impl Channel for Custom {
+    fn join(&mut self, _topic: &str, payload: &Payload, _socket: &mut Socket) -> JoinResult {
+        match payload.get("action").and_then(Value::as_str) {
+            Some("ok") => Ok(Payload::Json(json!({"action": "ok"}))),
+            Some("ignore") => Err(Payload::Json(json!({"action": "ignore"}))),
+            Some("error") => panic!("join asked to crash"),
+            other => Err(Payload::Json(json!({"reason": format!("unknown action {other:?}")}))),
+        }
+    }
+
+    fn handle_in(&mut self, event: &str, _payload: Payload, _socket: &mut Socket) -> Handled {
+        match event {
+            "close" => Handled::stop(StopReason::Shutdown),
+            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+        }
+    }
+}
+
+/// `bench:*` and `bench_icpt:*`: what the load tool measures.
+struct Bench {
+    intercepts: bool,
+}
+
+impl Channel for Bench {
+    fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+        Ok(Payload::empty())
+    }
+
+    fn intercept(&self) -> &[&str] {
+        if self.intercepts { &["broadcast"] } else { &[] }
+    }
+
+    fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
+        match event {
+            "echo" => Handled::reply_ok(payload),
+            "broadcast" => {
+                let _ = socket.broadcast("broadcast", payload);
+                Handled::ok()
+            }
+            "broadcast_from" if !self.intercepts => {
+                let _ = socket.broadcast_from("broadcast", payload);
+                Handled::ok()
+            }
+            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+        }
+    }
+}
+
+/// `presence:*`: presence tracking as the official client's `Presence` expects.
+struct PresenceChannel {
+    user: String,
+}
+
+impl Channel for PresenceChannel {
+    fn join(&mut self, _topic: &str, payload: &Payload, socket: &mut Socket) -> JoinResult {
+        match payload.get("user").and_then(Value::as_str) {
+            Some(user) if !user.is_empty() => {
+                self.user = user.to_owned();
+                let status = payload.get("status").cloned().unwrap_or_else(|| json!("online"));
+                socket.assign("status", status);
+                let _ = socket.handle().send(AfterJoin);
+                Ok(Payload::empty())
+            }
+            _ => Err(Payload::Json(json!({"reason": "user required"}))),
+        }
+    }
+
+    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+        if info.downcast::<AfterJoin>().is_ok() {
+            let _ = socket.push(PRESENCE_STATE, socket.presence_list());
+            let status = socket.assigns().get("status").cloned().unwrap_or(Value::Null);
+            if let Err(err) = socket.track(&self.user, json!({ "status": status })) {
+                log::error!("track failed: {err}");
+            }
+        }
+        Flow::Continue
+    }
+
+    fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
+        match event {
+            "update_status" => {
+                let status = payload.get("status").cloned().unwrap_or(Value::Null);
+                match socket.update_presence(&self.user, json!({ "status": status })) {
+                    Ok(_) => Handled::ok(),
+                    Err(err) => Handled::reply_error(json!({"reason": err.to_string()})),
+                }
+            }
+            "boom" => panic!("boom"),
+            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+        }
+    }
+}
+
+/// The user socket: origin host example.com, 200 ms heartbeat timeout, `room:*` and `custom:*`.
+fn user_socket(with_connect_info: bool) -> UserSocket {
+    let socket = UserSocket::new()
+        .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
+        .idle_timeout(Duration::from_millis(200))
+        .connect(move |params, info| {
+            if params.get("reject").and_then(Value::as_str) == Some("true") {
+                return Err(Refusal::forbidden());
+            }
+            if params.get("ratelimit").and_then(Value::as_str) == Some("true") {
+                return Err(Refusal::new(429, "Too many requests"));
+            }
+            let mut assigns = Assigns::new();
+            assigns.insert("user_id".into(), params.get("user_id").cloned().unwrap_or(Value::Null));
+            if with_connect_info {
+                let peer = info.peer_data.as_ref().map(|p| p.addr.ip().to_string());
+                let x_headers: serde_json::Map<String, Value> =
+                    info.x_headers.iter().flatten().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                assigns.insert(
+                    "connect_info".into(),
+                    json!({
+                        "x_headers": x_headers,
+                        "peer_data": {"address": peer},
+                        "uri": {"path": info.uri.as_ref().map(|u| u.path.clone())},
+                        "user_agent": info.user_agent.clone().flatten(),
+                    }),
+                );
+            }
+            Ok(assigns)
+        })
+        .id(|assigns| assigns.get("user_id").and_then(Value::as_str).map(|id| format!("user_sockets:{id}")))
+        .channel("room:*", |_| Room)
+        .channel("custom:*", |_| Custom);
+    if with_connect_info {
+        socket.connect_info([
+            ConnectInfoKey::XHeaders,
+            ConnectInfoKey::PeerData,
+            ConnectInfoKey::Uri,
+            ConnectInfoKey::UserAgent,
+        ])
+    } else {
+        socket
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let mut port = 4807u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
+            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
+        }
+    }
+    let limited = UserSocket::new()
+        .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
+        .idle_timeout(Duration::from_millis(200))
+        .channel("room:*", |_| Room)
+        .max_channels(1);
+    let bench = UserSocket::new()
+        .check_origin(CheckOrigin::Off)
+        .idle_timeout(Duration::from_secs(60))
+        .log_connect(None)
+        .channel("bench:*", |_| Bench { intercepts: false })
+        .channel("bench_icpt:*", |_| Bench { intercepts: true })
+        .channel("presence:*", |_| PresenceChannel { user: String::new() });
+    let endpoint = Endpoint::builder()
+        .bind(format!("127.0.0.1:{port}"))
+        .host("example.com")
+        .socket("/ws", user_socket(false))
+        .socket("/ws/admin", user_socket(false))
+        .socket("/ws/limited", limited)
+        .socket("/ws/connect_info", user_socket(true))
+        .socket("/bench", bench)
+        .max_channel_threads(30_000)
+        .start()?;
+    println!("parity fixture listening on {}", endpoint.local_addr());
+    endpoint.wait();
+    Ok(())
+}

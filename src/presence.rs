@@ -1,0 +1,429 @@
+//! Presence: who is in a topic, in the shapes the official client's `Presence` reads
+//! (PROTOCOL.md 8, P89–P93).
+//!
+//! Entries are tracked per channel (their owner) and per node. Every change is turned
+//! into a `presence_diff` broadcast on the topic; changes that happen within a short
+//! window are sent as one diff per topic. A channel's entries go away when it ends, for
+//! any reason.
+//!
+//! State is kept per node ([`NodeId`]): this node owns its entries, and
+//! [`Presence::merge_remote`] and [`Presence::remove_node`] are the seam through which
+//! a cross-node adapter replicates other nodes' entries.
+
+use crate::pubsub::PubSub;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The event of presence diffs.
+pub const PRESENCE_DIFF: &str = "presence_diff";
+/// The event applications push the current state with, after joining.
+pub const PRESENCE_STATE: &str = "presence_state";
+
+/// Names a node of a cluster; this node is [`NodeId::LOCAL`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    /// This node.
+    pub const LOCAL: &'static str = "local";
+
+    fn local() -> NodeId {
+        NodeId(Self::LOCAL.to_owned())
+    }
+}
+
+/// Why a presence operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PresenceError {
+    /// This channel already tracks this key on this topic (P89).
+    AlreadyTracked {
+        /// The topic.
+        topic: String,
+        /// The key.
+        key: String,
+    },
+    /// This channel tracks no such key on this topic (`update` only).
+    NoPresence,
+    /// The meta must be a JSON object.
+    MetaNotAnObject,
+}
+
+impl fmt::Display for PresenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PresenceError::AlreadyTracked { topic, key } => write!(f, "already tracked: {key:?} on {topic:?}"),
+            PresenceError::NoPresence => f.write_str("no presence to update"),
+            PresenceError::MetaNotAnObject => f.write_str("presence metas must be JSON objects"),
+        }
+    }
+}
+
+impl std::error::Error for PresenceError {}
+
+/// One tracked meta.
+#[derive(Clone, Debug)]
+struct Entry {
+    owner: u64,
+    key: String,
+    /// The user's meta with `phx_ref` (and `phx_ref_prev` after an update) added.
+    meta: Map<String, Value>,
+}
+
+/// A topic's entries, by node.
+#[derive(Default)]
+struct TopicState {
+    nodes: HashMap<NodeId, Vec<Entry>>,
+}
+
+/// Changes on one topic not yet broadcast.
+#[derive(Default)]
+struct PendingDiff {
+    joins: Map<String, Value>,
+    leaves: Map<String, Value>,
+    due: Option<Instant>,
+}
+
+impl PendingDiff {
+    fn add(map: &mut Map<String, Value>, key: &str, meta: &Map<String, Value>) {
+        let slot = map.entry(key.to_owned()).or_insert_with(|| json!({"metas": []}));
+        if let Some(Value::Array(metas)) = slot.get_mut("metas") {
+            metas.push(Value::Object(meta.clone()));
+        }
+    }
+}
+
+/// The endpoint's presence tracker. Get it with
+/// [`Endpoint::presence`](crate::Endpoint::presence) or use it through
+/// [`Socket::track`](crate::Socket::track) and friends.
+pub struct Presence {
+    topics: Mutex<HashMap<String, TopicState>>,
+    flusher: Mutex<Option<(Sender<String>, JoinHandle<()>)>>,
+    pending: Mutex<HashMap<String, PendingDiff>>,
+    window: Duration,
+    counter: AtomicU32,
+}
+
+impl Presence {
+    pub(crate) fn start(pubsub: PubSub, window: Duration) -> std::io::Result<std::sync::Arc<Presence>> {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let presence = std::sync::Arc::new(Presence {
+            topics: Mutex::new(HashMap::new()),
+            flusher: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            window,
+            counter: AtomicU32::new(0),
+        });
+        let weak = std::sync::Arc::downgrade(&presence);
+        let handle = std::thread::Builder::new()
+            .name("phx-presence".into())
+            .spawn(move || flush_loop(&receiver, &pubsub, &weak))?;
+        *presence.flusher.lock() = Some((sender, handle));
+        Ok(presence)
+    }
+
+    /// Sends what is pending and stops the diff thread.
+    pub(crate) fn stop(&self) {
+        let flusher = self.flusher.lock().take();
+        if let Some((sender, handle)) = flusher {
+            drop(sender);
+            let _ = handle.join();
+        }
+    }
+
+    /// A unique, opaque ref: url-safe base64 of a nanosecond timestamp and a counter.
+    fn new_ref(&self) -> String {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = [0u8; 12];
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+        bytes[8..].copy_from_slice(&count.to_be_bytes());
+        base64_url(&bytes)
+    }
+
+    /// Tracks `key` with `meta` on `topic` for `owner` (P89): returns the new `phx_ref`.
+    pub(crate) fn track(&self, owner: u64, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+        let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
+        let mut topics = self.topics.lock();
+        let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(NodeId::local()).or_default();
+        if entries.iter().any(|e| e.owner == owner && e.key == key) {
+            return Err(PresenceError::AlreadyTracked { topic: topic.to_owned(), key: key.to_owned() });
+        }
+        let phx_ref = self.new_ref();
+        meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
+        self.changed(topic, key, Some(&meta), None);
+        entries.push(Entry { owner, key: key.to_owned(), meta });
+        Ok(phx_ref)
+    }
+
+    /// Replaces the meta of `key` (P92): one diff, the new meta (with `phx_ref_prev`) in
+    /// joins and the old one in leaves.
+    pub(crate) fn update(&self, owner: u64, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+        let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
+        let mut topics = self.topics.lock();
+        let entry = topics
+            .get_mut(topic)
+            .and_then(|t| t.nodes.get_mut(&NodeId::local()))
+            .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && e.key == key))
+            .ok_or(PresenceError::NoPresence)?;
+        let phx_ref = self.new_ref();
+        meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
+        if let Some(prev) = entry.meta.get("phx_ref").cloned() {
+            meta.insert("phx_ref_prev".into(), prev);
+        }
+        let old = std::mem::replace(&mut entry.meta, meta);
+        self.changed(topic, key, Some(&entry.meta), Some(&old));
+        Ok(phx_ref)
+    }
+
+    /// Stops tracking `key` on `topic` for `owner`. Idempotent.
+    pub(crate) fn untrack(&self, owner: u64, topic: &str, key: &str) {
+        self.remove_where(|t, e| t == topic && e.owner == owner && e.key == key);
+    }
+
+    /// Removes everything `owner` tracks, on every topic (P93).
+    pub(crate) fn untrack_all(&self, owner: u64) {
+        self.remove_where(|_, e| e.owner == owner);
+    }
+
+    fn remove_where(&self, matches: impl Fn(&str, &Entry) -> bool) {
+        let mut topics = self.topics.lock();
+        topics.retain(|topic, state| {
+            if let Some(entries) = state.nodes.get_mut(&NodeId::local()) {
+                entries.retain(|entry| {
+                    let remove = matches(topic, entry);
+                    if remove {
+                        self.changed(topic, &entry.key, None, Some(&entry.meta));
+                    }
+                    !remove
+                });
+            }
+            state.nodes.retain(|_, entries| !entries.is_empty());
+            !state.nodes.is_empty()
+        });
+    }
+
+    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}` (P90), every node's
+    /// entries included.
+    pub fn list(&self, topic: &str) -> Value {
+        let topics = self.topics.lock();
+        let mut out = Map::new();
+        if let Some(state) = topics.get(topic) {
+            let mut nodes: Vec<_> = state.nodes.iter().collect();
+            nodes.sort_by(|a, b| a.0.cmp(b.0));
+            for (_, entries) in nodes {
+                for entry in entries {
+                    PendingDiff::add(&mut out, &entry.key, &entry.meta);
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Replaces what this node knows of `node`'s entries on `topic` with `entries`
+    /// (`{key: {"metas": [...]}}`), broadcasting the difference. For cross-node adapters.
+    pub fn merge_remote(&self, node: &NodeId, topic: &str, entries: &Value) {
+        let mut incoming = Vec::new();
+        if let Value::Object(keys) = entries {
+            for (key, value) in keys {
+                for meta in value.get("metas").and_then(Value::as_array).into_iter().flatten() {
+                    if let Value::Object(meta) = meta {
+                        incoming.push(Entry { owner: 0, key: key.clone(), meta: meta.clone() });
+                    }
+                }
+            }
+        }
+        let mut topics = self.topics.lock();
+        let state = topics.entry(topic.to_owned()).or_default();
+        let old = state.nodes.remove(node).unwrap_or_default();
+        let same = |a: &Entry, b: &Entry| a.key == b.key && a.meta.get("phx_ref") == b.meta.get("phx_ref");
+        for entry in old.iter().filter(|o| !incoming.iter().any(|n| same(o, n))) {
+            self.changed(topic, &entry.key, None, Some(&entry.meta));
+        }
+        for entry in incoming.iter().filter(|n| !old.iter().any(|o| same(o, n))) {
+            self.changed(topic, &entry.key, Some(&entry.meta), None);
+        }
+        if !incoming.is_empty() {
+            state.nodes.insert(node.clone(), incoming);
+        }
+        if state.nodes.is_empty() {
+            topics.remove(topic);
+        }
+    }
+
+    /// Forgets every entry of `node` (it went away), broadcasting the leaves.
+    pub fn remove_node(&self, node: &NodeId) {
+        let topics: Vec<String> = self.topics.lock().keys().cloned().collect();
+        for topic in topics {
+            self.merge_remote(node, &topic, &Value::Null);
+        }
+    }
+
+    /// Records a change for the next diff of `topic`.
+    fn changed(&self, topic: &str, key: &str, join: Option<&Map<String, Value>>, leave: Option<&Map<String, Value>>) {
+        let mut pending = self.pending.lock();
+        let diff = pending.entry(topic.to_owned()).or_default();
+        if let Some(meta) = join {
+            PendingDiff::add(&mut diff.joins, key, meta);
+        }
+        if let Some(meta) = leave {
+            PendingDiff::add(&mut diff.leaves, key, meta);
+        }
+        if diff.due.is_none() {
+            diff.due = Some(Instant::now() + self.window);
+            if let Some((sender, _)) = &*self.flusher.lock() {
+                let _ = sender.send(topic.to_owned());
+            }
+        }
+    }
+
+    /// Takes the diffs due by `now` (all of them if `all`), and the next due time.
+    fn take_due(&self, now: Instant, all: bool) -> (Vec<(String, PendingDiff)>, Option<Instant>) {
+        let mut pending = self.pending.lock();
+        let due: Vec<String> =
+            pending.iter().filter(|(_, d)| all || d.due.is_some_and(|t| t <= now)).map(|(t, _)| t.clone()).collect();
+        let taken = due.into_iter().filter_map(|t| pending.remove_entry(&t)).collect();
+        (taken, pending.values().filter_map(|d| d.due).min())
+    }
+}
+
+/// Broadcasts pending diffs when their window closes (P91).
+fn flush_loop(wakeups: &Receiver<String>, pubsub: &PubSub, presence: &std::sync::Weak<Presence>) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let received = match next {
+            Some(at) => wakeups.recv_deadline(at),
+            None => wakeups.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let Some(presence) = presence.upgrade() else { return };
+        let closing = matches!(received, Err(RecvTimeoutError::Disconnected));
+        let (due, upcoming) = presence.take_due(Instant::now(), closing);
+        for (topic, diff) in due {
+            let payload = json!({"joins": diff.joins, "leaves": diff.leaves});
+            if let Err(err) = pubsub.local_broadcast(&topic, PRESENCE_DIFF, payload) {
+                log::error!("cannot broadcast a presence diff on {topic}: {err}");
+            }
+        }
+        if closing {
+            return;
+        }
+        next = upcoming;
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let mut acc = [0u8; 3];
+        acc[..chunk.len()].copy_from_slice(chunk);
+        let n = u32::from_be_bytes([0, acc[0], acc[1], acc[2]]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Stats;
+    use std::sync::Arc;
+
+    fn presence() -> (Arc<Presence>, PubSub) {
+        let pubsub = PubSub::new(4, Arc::new(Stats::default()), None, 100);
+        (Presence::start(pubsub.clone(), Duration::from_millis(20)).unwrap(), pubsub)
+    }
+
+    #[test]
+    fn refs_are_unique_16_character_strings() {
+        // P89
+        let (p, _) = presence();
+        let a = p.track(1, "t", "alice", json!({})).unwrap();
+        let b = p.track(2, "t", "alice", json!({})).unwrap();
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, b);
+        p.stop();
+    }
+
+    #[test]
+    fn tracking_the_same_key_twice_from_one_owner_is_an_error() {
+        // P89
+        let (p, _) = presence();
+        p.track(1, "t", "alice", json!({})).unwrap();
+        assert_eq!(
+            p.track(1, "t", "alice", json!({})),
+            Err(PresenceError::AlreadyTracked { topic: "t".into(), key: "alice".into() })
+        );
+        assert!(p.track(1, "other", "alice", json!({})).is_ok());
+        p.stop();
+    }
+
+    #[test]
+    fn list_groups_metas_by_key() {
+        // P90
+        let (p, _) = presence();
+        let r1 = p.track(1, "t", "alice", json!({"device": "phone"})).unwrap();
+        let r2 = p.track(2, "t", "alice", json!({"device": "laptop"})).unwrap();
+        p.track(3, "t", "bob", json!({})).unwrap();
+        let list = p.list("t");
+        assert_eq!(list["alice"]["metas"][0], json!({"device": "phone", "phx_ref": r1}));
+        assert_eq!(list["alice"]["metas"][1], json!({"device": "laptop", "phx_ref": r2}));
+        assert_eq!(list["bob"]["metas"].as_array().unwrap().len(), 1);
+        p.stop();
+    }
+
+    #[test]
+    fn a_burst_of_changes_is_one_diff_and_an_update_carries_the_previous_ref() {
+        // P91, P92
+        let (p, pubsub) = presence();
+        let sub = pubsub.subscribe("t");
+        let first = p.track(1, "t", "alice", json!({"s": "away"})).unwrap();
+        let second = p.update(1, "t", "alice", json!({"s": "here"})).unwrap();
+        p.track(2, "t", "bob", json!({})).unwrap();
+        let diff = sub.recv_timeout(Duration::from_secs(2)).expect("a diff");
+        assert_eq!(diff.event, PRESENCE_DIFF);
+        let payload = diff.payload.as_json().unwrap();
+        let joins = &payload["joins"];
+        assert_eq!(joins["alice"]["metas"][1], json!({"s": "here", "phx_ref": second, "phx_ref_prev": first}));
+        assert_eq!(payload["leaves"]["alice"]["metas"][0], json!({"s": "away", "phx_ref": first}));
+        assert!(joins["bob"].is_object());
+        assert!(sub.recv_timeout(Duration::from_millis(100)).is_none(), "one diff for the burst");
+        p.stop();
+    }
+
+    #[test]
+    fn untrack_all_removes_an_owners_entries_everywhere_with_leaves() {
+        // P93
+        let (p, pubsub) = presence();
+        p.track(1, "a", "alice", json!({})).unwrap();
+        p.track(1, "b", "alice", json!({})).unwrap();
+        p.track(2, "b", "bob", json!({})).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let sub = pubsub.subscribe("b");
+        p.untrack_all(1);
+        assert_eq!(p.list("a"), json!({}));
+        assert_eq!(p.list("b").as_object().unwrap().keys().collect::<Vec<_>>(), ["bob"]);
+        let diff = sub.recv_timeout(Duration::from_secs(2)).expect("a diff");
+        assert!(diff.payload.as_json().unwrap()["leaves"]["alice"].is_object());
+        p.stop();
+    }
+
+    #[test]
+    fn remote_nodes_merge_and_go_away() {
+        let (p, _) = presence();
+        let node = NodeId("b@host".into());
+        p.track(1, "t", "alice", json!({})).unwrap();
+        p.merge_remote(&node, "t", &json!({"carol": {"metas": [{"phx_ref": "R1"}]}}));
+        assert_eq!(p.list("t").as_object().unwrap().len(), 2);
+        p.remove_node(&node);
+        assert_eq!(p.list("t").as_object().unwrap().keys().collect::<Vec<_>>(), ["alice"]);
+        p.stop();
+    }
+}
