@@ -18,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ pub(crate) struct EndpointConfig {
     pub(crate) registry_shards: usize,
     pub(crate) subscription_capacity: usize,
     pub(crate) presence_window: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) drain_batch_size: usize,
+    pub(crate) drain_batch_interval: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -56,6 +60,9 @@ impl Default for EndpointConfig {
             registry_shards: 64,
             subscription_capacity: 10_000,
             presence_window: Duration::from_millis(20),
+            max_connections: 16_384,
+            drain_batch_size: 10_000,
+            drain_batch_interval: Duration::from_secs(2),
         }
     }
 }
@@ -105,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) presence: Arc<Presence>,
     pub(crate) config: EndpointConfig,
     pub(crate) connect_pool: ConnectPoolHandle,
+    /// TCP connections held by the reactors, in any state (for the connection cap).
+    pub(crate) tcp_connections: AtomicUsize,
 }
 
 /// The connect workers' queue, closed at shutdown.
@@ -214,6 +223,21 @@ impl EndpointBuilder {
         self
     }
 
+    /// Most TCP connections at once, handshakes included; default 16 384. Past that,
+    /// new connections get HTTP 503.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// How [`Endpoint::shutdown`] drains: `size` connections per batch, batches
+    /// `interval` apart; default 10 000 every 2 s, as Phoenix.
+    pub fn drain_batches(mut self, size: usize, interval: Duration) -> Self {
+        self.config.drain_batch_size = size.max(1);
+        self.config.drain_batch_interval = interval;
+        self
+    }
+
     /// How long [`Endpoint::shutdown`] waits for channels to terminate; default 30 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
@@ -272,6 +296,7 @@ impl EndpointBuilder {
             stats,
             tracker: Arc::new(ThreadTracker::default()),
             presence,
+            tcp_connections: AtomicUsize::new(0),
             connect_pool: ConnectPoolHandle(Mutex::new(Some(ConnectPool::start(config.connect_workers)?))),
             config,
         });
@@ -322,8 +347,9 @@ impl Running {
         if let Some(acceptor) = self.acceptor.lock().take() {
             let _ = acceptor.join();
         }
+        self.drain(deadline);
         for mailbox in &self.mailboxes {
-            mailbox.command(Command::Shutdown);
+            mailbox.command(Command::Stop);
         }
         let left = self.shared.tracker.wait_until_none(deadline);
         if left > 0 {
@@ -337,6 +363,23 @@ impl Running {
         *stopped = true;
         self.stopped_signal.notify_all();
         log::info!("phx-channels endpoint on {} shut down", self.local_addr);
+    }
+}
+
+impl Running {
+    /// Closes open connections in batches until none is left or `deadline` passes.
+    fn drain(&self, deadline: Instant) {
+        let config = &self.shared.config;
+        let per_reactor = config.drain_batch_size.div_ceil(self.mailboxes.len());
+        while self.shared.stats.connections().load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            for mailbox in &self.mailboxes {
+                mailbox.command(Command::Drain(per_reactor));
+            }
+            let next = (Instant::now() + config.drain_batch_interval).min(deadline);
+            while Instant::now() < next && self.shared.stats.connections().load(Ordering::Relaxed) > 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }
 

@@ -21,8 +21,11 @@ pub(crate) enum Command {
     Adopt(TcpStream, SocketAddr),
     /// A connect worker's verdict on a handshake.
     Connected { key: ConnKey, outcome: ConnectOutcome },
-    /// Drain every connection (close 1012) and stop.
-    Shutdown,
+    /// Drain up to this many connections: their channels terminate with
+    /// `{shutdown, draining}` and they close with 1012 (P81).
+    Drain(usize),
+    /// Drain what is left, and stop once every connection is gone.
+    Stop,
 }
 
 pub(crate) struct Mailbox {

@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::Request;
@@ -172,7 +173,11 @@ impl Reactor {
             match command {
                 Command::Adopt(stream, peer) => self.adopt(stream, peer),
                 Command::Connected { key, outcome } => self.connected(key, outcome),
-                Command::Shutdown => self.shutdown(),
+                Command::Drain(count) => self.drain(count),
+                Command::Stop => {
+                    self.stopping = Some(Instant::now() + self.shared.config.shutdown_timeout);
+                    self.drain(usize::MAX);
+                }
             }
         }
         for key in mail.ready.drain(..) {
@@ -189,6 +194,8 @@ impl Reactor {
         if self.stopping.is_some() {
             return;
         }
+        let max = self.shared.config.max_connections;
+        let over = self.shared.tcp_connections.fetch_add(1, Ordering::Relaxed) >= max;
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -197,6 +204,7 @@ impl Reactor {
             self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
         {
             log::error!("cannot register a connection: {err}");
+            self.shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
             self.free.push(slot);
             return;
         }
@@ -206,6 +214,10 @@ impl Reactor {
         let state = State::Handshake { buf: Vec::new() };
         self.conns[slot] =
             Some(Conn { stream, peer, serial: self.next_serial, state, writes: WriteQueue::default(), deadline });
+        if over {
+            log::warn!("refusing a connection from {peer}: {max} connections already open");
+            self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
+        }
     }
 
     fn on_readable(&mut self, slot: usize) {
@@ -496,6 +508,7 @@ impl Reactor {
         self.end_session(slot, StopReason::closed());
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
             self.free.push(slot);
         }
     }
@@ -524,18 +537,20 @@ impl Reactor {
         }
     }
 
-    /// Server shutdown: channels drain with `{shutdown, draining}` and connections
-    /// close with 1012 so clients reconnect elsewhere (P81).
-    fn shutdown(&mut self) {
-        self.stopping = Some(Instant::now() + self.shared.config.shutdown_timeout);
+    /// Server shutdown, one batch: up to `count` connections' channels drain with
+    /// `{shutdown, draining}` and the connections close with 1012 so clients reconnect
+    /// elsewhere (P81). Connections still in their handshake are dropped.
+    fn drain(&mut self, mut count: usize) {
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conn(slot) else { continue };
             match conn.state {
-                State::Open { .. } => {
+                State::Open { .. } if count > 0 => {
+                    count -= 1;
                     self.close(slot, close_code::RESTART, "server restart", StopReason::draining());
                     self.flush(slot);
                 }
-                _ => self.drop_conn(slot),
+                State::Handshake { .. } | State::Connecting { .. } => self.drop_conn(slot),
+                _ => {}
             }
         }
     }
