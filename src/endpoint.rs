@@ -314,10 +314,9 @@ impl EndpointBuilder {
             running: Arc::new(Running {
                 shared,
                 local_addr,
-                acceptor_stop,
-                acceptor: Mutex::new(Some(acceptor_thread)),
+                acceptor: Mutex::new(Some((acceptor_thread, acceptor_stop))),
                 reactors: Mutex::new(threads),
-                mailboxes,
+                mailboxes: Mutex::new(mailboxes),
                 stopped: Mutex::new(false),
                 stopped_signal: Condvar::new(),
             }),
@@ -328,10 +327,10 @@ impl EndpointBuilder {
 struct Running {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    acceptor_stop: AcceptorStop,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
+    acceptor: Mutex<Option<(JoinHandle<()>, AcceptorStop)>>,
     reactors: Mutex<Vec<JoinHandle<()>>>,
-    mailboxes: Vec<Arc<Mailbox>>,
+    /// Emptied at shutdown, so that no file descriptor outlives the server.
+    mailboxes: Mutex<Vec<Arc<Mailbox>>>,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
 }
@@ -343,12 +342,13 @@ impl Running {
             return;
         }
         let deadline = Instant::now() + self.shared.config.shutdown_timeout;
-        self.acceptor_stop.stop();
-        if let Some(acceptor) = self.acceptor.lock().take() {
+        if let Some((acceptor, stop)) = self.acceptor.lock().take() {
+            stop.stop();
             let _ = acceptor.join();
         }
-        self.drain(deadline);
-        for mailbox in &self.mailboxes {
+        let mailboxes = std::mem::take(&mut *self.mailboxes.lock());
+        self.drain(&mailboxes, deadline);
+        for mailbox in &mailboxes {
             mailbox.command(Command::Stop);
         }
         let left = self.shared.tracker.wait_until_none(deadline);
@@ -368,11 +368,11 @@ impl Running {
 
 impl Running {
     /// Closes open connections in batches until none is left or `deadline` passes.
-    fn drain(&self, deadline: Instant) {
+    fn drain(&self, mailboxes: &[Arc<Mailbox>], deadline: Instant) {
         let config = &self.shared.config;
-        let per_reactor = config.drain_batch_size.div_ceil(self.mailboxes.len());
+        let per_reactor = config.drain_batch_size.div_ceil(mailboxes.len());
         while self.shared.stats.connections().load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-            for mailbox in &self.mailboxes {
+            for mailbox in mailboxes {
                 mailbox.command(Command::Drain(per_reactor));
             }
             let next = (Instant::now() + config.drain_batch_interval).min(deadline);
