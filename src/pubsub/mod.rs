@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::message::Broadcast;
 use crate::payload::Payload;
 use crate::stats::Stats;
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::Receiver;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -176,18 +176,12 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next broadcast; `None` if none came.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Broadcast> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(broadcast) => Some(broadcast),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.receiver.recv_timeout(timeout).ok()
     }
 
     /// The next broadcast if one is waiting.
     pub fn try_recv(&self) -> Option<Broadcast> {
-        match self.receiver.try_recv() {
-            Ok(broadcast) => Some(broadcast),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.receiver.try_recv().ok()
     }
 
     /// The underlying receiver, for `crossbeam_channel::select!`.
