@@ -102,3 +102,8 @@ pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;
 pub use transport::outbound::OutboundLimits;
 pub use user_socket::{Refusal, UserSocket};
+
+/// Compiles the README's example as a doc test, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
