@@ -27,8 +27,21 @@ step "clippy" cargo clippy --all-targets -- -D warnings
 step "tests" cargo test --all-targets
 step "doc tests" cargo test --doc
 
-# --- JavaScript client tests (tests/js) ------------------------------------------------
-# TO ADD HERE, one `step` each: `npm ci` in tests/js, installing chromium with apt-get,
-# then `node --test` for the suites that drive the official phoenix JS client.
+# --- JavaScript: the official phoenix client and a real browser (tests/js) --------------
+# Debian's Chromium for the browser test; playwright-core (from npm) drives it headless.
+install_chromium() {
+    [ -x /usr/bin/chromium ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "Debian's chromium is missing and installing it needs root (apt-get install chromium)" >&2
+        return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+step "install chromium" install_chromium
+step "npm ci (tests/js)" npm ci --prefix tests/js --no-audit --no-fund
+# Built here so the test runner's server start-up does not wait on the compiler.
+step "release build of the examples" cargo build --release --examples
+step "official JS client and browser tests" npm test --prefix tests/js
 
 printf '\nAll checks passed.\n'

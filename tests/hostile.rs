@@ -24,9 +24,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The server's threads in this process: the endpoint's own (`phx-*`) and the channel
+/// threads, which are named after their topics. The test harness's threads come and go
+/// with the tests, so they are left out.
 fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
+    const SERVER: [&str; 5] = ["phx-", "room:", "stuck:", "panicky:", "slowjoin:"];
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| SERVER.iter().any(|prefix| name.starts_with(prefix)))
+        .count()
 }
 
 fn fds() -> usize {
@@ -45,8 +52,19 @@ struct Baseline {
 }
 
 impl Baseline {
+    /// Waits until the counts hold still for 100 ms (a new thread names itself only once
+    /// it runs), then takes them.
     fn take() -> Baseline {
-        Baseline { threads: threads(), fds: fds() }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = (threads(), fds());
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = (threads(), fds());
+            if now == last || Instant::now() > deadline {
+                return Baseline { threads: now.0, fds: now.1 };
+            }
+            last = now;
+        }
     }
 
     fn settle(&self) {

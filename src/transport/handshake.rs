@@ -108,6 +108,32 @@ pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local
     Decision::Connect(Box::new(Upgrade { mount: mount.clone(), params, info, serializer, response: Bytes::from(head) }))
 }
 
+/// The answer to a request tungstenite does not parse (not `GET`, or not HTTP/1.1):
+/// a static page for `GET`/`HEAD` of its path, 400 with an empty body on a socket path
+/// (P2), 405 on a static path, 404 elsewhere, and 400 when there is no request line.
+pub(super) fn answer_other(head: &[u8], shared: &Shared) -> Bytes {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return http::text(400, "Bad Request");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return http::text(400, "Bad Request");
+    }
+    let path = target.split('?').next().unwrap_or("");
+    if let Some(page) = shared.statics.get(path) {
+        return match method {
+            "GET" | "HEAD" => http::response(200, &page.content_type, &page.body, method == "HEAD"),
+            _ => http::text(405, "Method Not Allowed"),
+        };
+    }
+    if shared.mounts.iter().any(|mount| mount.matches(path).is_some()) {
+        return http::response(400, "text/plain", b"", false);
+    }
+    http::text(404, "Not Found")
+}
+
 fn forbidden() -> Decision {
     Decision::Respond(http::response(403, "text/plain", b"", false))
 }

@@ -232,7 +232,8 @@ impl Reactor {
     }
 
     fn read_request(&mut self, slot: usize) {
-        let max = self.shared.config.max_header_bytes;
+        let shared = self.shared.clone();
+        let max = shared.config.max_header_bytes;
         let Some(conn) = self.conn(slot) else { return };
         let State::Handshake { buf } = &mut conn.state else { return };
         let mut chunk = [0u8; 4096];
@@ -253,10 +254,14 @@ impl Reactor {
         let parsed = Request::try_parse(buf);
         let peer = conn.peer;
         match parsed {
+            Ok(Some((len, _))) if len > max => {
+                log::warn!("refusing a request from {peer}: headers over {max} bytes");
+                self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
+            }
             Ok(Some((len, request))) => {
                 let tail = buf[len..].to_vec();
                 let local = conn.stream.local_addr().unwrap_or(peer);
-                match handshake::decide(&request, &self.shared, peer, local) {
+                match handshake::decide(&request, &shared, peer, local) {
                     Decision::Respond(bytes) => self.respond(slot, bytes),
                     Decision::Connect(upgrade) => self.start_connect(slot, upgrade, tail),
                 }
@@ -268,8 +273,11 @@ impl Reactor {
             Ok(None) if eof => self.drop_conn(slot),
             Ok(None) => {}
             Err(err) => {
-                log::debug!("bad HTTP request from {peer}: {err}");
-                self.refuse(slot, http::text(400, "Bad Request"));
+                // tungstenite parses only `GET` over HTTP/1.1; anything else that has a
+                // request line still gets the answer its path calls for.
+                log::debug!("request from {peer} is not a WebSocket GET: {err}");
+                let answer = handshake::answer_other(buf, &shared);
+                self.refuse(slot, answer);
             }
         }
     }
@@ -523,6 +531,12 @@ impl Reactor {
             }
             match conn.state {
                 State::Open { .. } => {
+                    // Data may have arrived since the last poll: read it before judging.
+                    self.read_frames(slot);
+                    let Some(conn) = self.conn(slot) else { continue };
+                    if now < conn.deadline || !matches!(conn.state, State::Open { .. }) {
+                        continue;
+                    }
                     log::info!("closing the connection from {}: idle timeout", conn.peer);
                     self.close(slot, close_code::PROTOCOL_ERROR, "idle timeout", StopReason::closed());
                     self.flush(slot);

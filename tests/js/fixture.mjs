@@ -66,20 +66,21 @@ function logTail(file, lines = 40){
 }
 
 /**
- * Starts `cargo run --release --example parity -- --port PORT` from the repository root and
+ * Starts `cargo run --release --example <example> -- --port PORT` (the parity fixture unless
+ * told otherwise) from the repository root and
  * waits until the port accepts TCP connections (at most PHX_FIXTURE_STARTUP_MS, 5 minutes by
  * default, to leave room for the first release build). Rejects at once if the process exits
  * before that. The server's output goes to a log file in the temp directory.
  *
  * Returns {url, port, logFile, stop}. The process is also killed when this node process exits.
  */
-export async function startFixture({port} = {}){
+export async function startFixture({port, example = "parity"} = {}){
   port = port || await freePort()
-  const logFile = path.join(os.tmpdir(), `phx-parity-fixture-${process.pid}-${port}.log`)
+  const logFile = path.join(os.tmpdir(), `phx-${example}-${process.pid}-${port}.log`)
   const logFd = fs.openSync(logFile, "w")
   // detached: the server gets its own process group, so stop() ends cargo and whatever it
   // started (cargo replaces itself with the example on Unix, but do not rely on that)
-  const child = spawn("cargo", ["run", "--release", "--example", "parity", "--", "--port", String(port)], {
+  const child = spawn("cargo", ["run", "--release", "--example", example, "--", "--port", String(port)], {
     cwd: REPO_ROOT,
     stdio: ["ignore", logFd, logFd],
     detached: true,
@@ -104,13 +105,13 @@ export async function startFixture({port} = {}){
       throw new Error(`could not run cargo to start the parity fixture: ${err.message}`)
     }
     if(exited){
-      throw new Error(`the parity fixture exited before listening on port ${port} ` +
+      throw new Error(`the ${example} example exited before listening on port ${port} ` +
         `(code ${exited.code}, signal ${exited.signal}); log ${logFile}:\n${logTail(logFile)}`)
     }
     if(await canConnect("127.0.0.1", port)){ break }
     if(Date.now() > deadline){
       stop()
-      throw new Error(`the parity fixture did not listen on port ${port} within ${STARTUP_MS} ms; ` +
+      throw new Error(`the ${example} example did not listen on port ${port} within ${STARTUP_MS} ms; ` +
         `log ${logFile}:\n${logTail(logFile)}`)
     }
     await new Promise(r => setTimeout(r, 250))
