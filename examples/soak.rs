@@ -72,7 +72,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let endpoint = Endpoint::builder()
         .bind("127.0.0.1:0")
-        .socket("/socket", UserSocket::new().check_origin(CheckOrigin::Off).log_connect(None).channel("room:*", |_| Room))
+        .socket(
+            "/socket",
+            UserSocket::new().check_origin(CheckOrigin::Off).log_connect(None).channel("room:*", |_| Room),
+        )
         .start()?;
     let addr = endpoint.local_addr().to_string();
     // Warm up once so lazily created buffers are counted in the baseline.
