@@ -64,16 +64,30 @@ impl Serializer {
     /// `1.0.x` is V1, `2.0.x` is V2; anything else is refused.
     pub fn negotiate(vsn: Option<&str>) -> Result<Serializer, VsnError> {
         let Some(vsn) = vsn else { return Ok(Serializer::V1) };
-        let parts: Vec<&str> = vsn.split('.').collect();
-        let numeric = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        // Semver allows a pre-release or build suffix on the patch number.
-        let patch = parts.get(2).map(|p| p.split(['-', '+']).next().unwrap_or(""));
-        if parts.len() != 3 || !numeric(&parts[0]) || !numeric(&parts[1]) || !patch.as_ref().is_some_and(numeric) {
-            return Err(VsnError::Invalid(vsn.to_owned()));
+        let invalid = || VsnError::Invalid(vsn.to_owned());
+        // Semver, as Elixir's `Version.parse`: numbers without leading zeros, an optional
+        // non-empty pre-release after `-`, optional build metadata after `+`.
+        let core = vsn.split_once('+').map_or(vsn, |(core, build)| if build.is_empty() { "" } else { core });
+        let (numbers, pre) = match core.split_once('-') {
+            Some((numbers, pre)) => (numbers, Some(pre)),
+            None => (core, None),
+        };
+        let number = |s: &str| {
+            let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if digits && (s == "0" || !s.starts_with('0')) { s.parse::<u64>().ok() } else { None }
+        };
+        let parts: Vec<Option<u64>> = numbers.split('.').map(number).collect();
+        let [Some(major), Some(minor), Some(patch)] = parts[..] else { return Err(invalid()) };
+        if pre.is_some_and(|pre| {
+            pre.split('.').any(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        }) {
+            return Err(invalid());
         }
-        match (parts[0].parse::<u64>(), parts[1].parse::<u64>()) {
-            (Ok(1), Ok(0)) => Ok(Serializer::V1),
-            (Ok(2), Ok(0)) => Ok(Serializer::V2),
+        // `~> X.0.0` means >= X.0.0 and < X.1.0: a pre-release of X.0.0 sorts below it.
+        match (major, minor) {
+            _ if patch == 0 && pre.is_some() => Err(VsnError::Unsupported(vsn.to_owned())),
+            (1, 0) => Ok(Serializer::V1),
+            (2, 0) => Ok(Serializer::V2),
             _ => Err(VsnError::Unsupported(vsn.to_owned())),
         }
     }
@@ -257,15 +271,18 @@ mod tests {
         assert_eq!(Serializer::negotiate(Some("1.0.7")), Ok(Serializer::V1));
         assert_eq!(Serializer::negotiate(Some("2.0.0")), Ok(Serializer::V2));
         assert_eq!(Serializer::negotiate(Some("2.0.12")), Ok(Serializer::V2));
+        assert_eq!(Serializer::negotiate(Some("2.0.1-rc.1")), Ok(Serializer::V2));
+        assert_eq!(Serializer::negotiate(Some("2.0.0+build.5")), Ok(Serializer::V2));
     }
 
     #[test]
     fn invalid_or_unmatched_vsn_is_refused() {
         // P6
-        for bad in ["2.0", "", "abc", "2..0", "2.0.x", "1.0.0.0"] {
+        for bad in ["2.0", "", "abc", "2..0", "2.0.x", "1.0.0.0", "02.0.0", "2.00.0", "2.0.0-", "2.0.0+", "2.0.1-a..b"]
+        {
             assert!(matches!(Serializer::negotiate(Some(bad)), Err(VsnError::Invalid(_))), "{bad}");
         }
-        for unmatched in ["123.1.1", "2.1.0", "1.1.0", "3.0.0", "0.0.1"] {
+        for unmatched in ["123.1.1", "2.1.0", "1.1.0", "3.0.0", "0.0.1", "2.0.0-rc.1"] {
             assert!(matches!(Serializer::negotiate(Some(unmatched)), Err(VsnError::Unsupported(_))), "{unmatched}");
         }
     }
