@@ -67,6 +67,16 @@ impl Default for EndpointConfig {
     }
 }
 
+/// The channel threads this system lets one process have, with room left for
+/// everything else: each thread takes a pid and four memory mappings.
+fn os_thread_limit() -> Option<usize> {
+    let read = |path: &str| std::fs::read_to_string(path).ok()?.trim().parse::<usize>().ok();
+    let by_maps = read("/proc/sys/vm/max_map_count").map(|maps| maps.saturating_sub(4096) / 4);
+    let by_pids = read("/proc/sys/kernel/pid_max").map(|pids| pids.saturating_sub(2048));
+    let by_threads = read("/proc/sys/kernel/threads-max").map(|threads| threads / 2);
+    [by_maps, by_pids, by_threads].into_iter().flatten().min()
+}
+
 /// A socket mounted at a path: `/socket` serves `/socket/websocket` (P1).
 pub(crate) struct Mount {
     /// The mount path, as configured (for logs).
@@ -206,6 +216,13 @@ impl EndpointBuilder {
 
     /// Most channel threads in the whole endpoint; default 20 000. A join past the cap
     /// is refused with `{"reason":"too many channel threads"}`.
+    ///
+    /// The cap never exceeds what the OS allows this process, read at start: each thread
+    /// takes a process id (`kernel.pid_max`, `kernel.threads-max`) and four memory
+    /// mappings (its stack and its signal stack, each with a guard page), and
+    /// `vm.max_map_count` bounds the mappings (65 530 by default, so about 15 000
+    /// threads; raise it with `sysctl vm.max_map_count=262144` for more). Running out
+    /// of mappings would abort the process, so the endpoint stops short of it.
     pub fn max_channel_threads(mut self, max: usize) -> Self {
         self.config.max_channel_threads = max;
         self
@@ -285,7 +302,17 @@ impl EndpointBuilder {
         let listener = mio::net::TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let stats = Arc::new(Stats::default());
-        let config = self.config;
+        let mut config = self.config;
+        if let Some(limit) = os_thread_limit()
+            && config.max_channel_threads > limit
+        {
+            log::warn!(
+                "max_channel_threads {} is more than this system allows ({limit}: see vm.max_map_count, \
+                 kernel.pid_max, kernel.threads-max); using {limit}",
+                config.max_channel_threads
+            );
+            config.max_channel_threads = limit;
+        }
         let pubsub = PubSub::new(config.registry_shards, stats.clone(), self.adapter, config.subscription_capacity);
         let presence = Presence::start(pubsub.clone(), config.presence_window)?;
         let shared = Arc::new(Shared {
