@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 /// Every `track` result of every `Tracker`, as `("<topic> <key>", result)`, so that tests
 /// can check the Rust values and not only what reached the wire.
 #[derive(Clone, Default)]
-struct TrackLog(Arc<Mutex<Vec<(String, Result<String, PresenceError>)>>>);
+struct TrackLog(Arc<Mutex<Vec<Tracked>>>);
+
+/// One `track` call: its `"<topic> <key>"` and its result.
+type Tracked = (String, Result<String, PresenceError>);
 
 impl TrackLog {
     fn record(&self, topic: &str, key: &str, result: &Result<String, PresenceError>) {
@@ -480,6 +483,26 @@ fn server_shutdown_removes_every_presence() {
     }
     assert_eq!(left, BTreeSet::from(["alice".to_owned(), "bob".to_owned()]), "leaves before shutdown returned");
     drop((alice, bob));
+}
+
+#[test]
+fn a_duplicate_join_removes_the_old_channels_presence() {
+    // P93, PROTOCOL.md 5.4: the old channel is ended without terminate.
+    let (server, _) = presence_server();
+    let topic = "presence:duplicate";
+    let (mut watcher, mut alice) = alice_watched(&server, topic);
+    let reply = alice.client.join(topic, json!({"key": "alice", "meta": {"status": "again"}})).unwrap();
+    assert_eq!(reply.status, "ok");
+    let again = alice.client.recv_event(topic, "ready").expect("the new channel is ready");
+    let new_ref = json_of(&again.payload)["phx_ref"].as_str().unwrap().to_owned();
+    let diff = watcher.diff_where("the old channel's leave", |d| d["leaves"].get("alice").is_some());
+    assert_eq!(diff["leaves"], json!({"alice": {"metas": [{"status": "online", "phx_ref": alice.phx_ref()}]}}));
+    assert!(
+        wait_until(Duration::from_secs(5), || refs(&server.endpoint.presence().list(topic), "alice")
+            == [new_ref.clone()]),
+        "only the new channel's meta is left: {}",
+        server.endpoint.presence().list(topic)
+    );
 }
 
 #[test]
