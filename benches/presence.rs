@@ -34,10 +34,10 @@ const EXTRA: &str = "user-10001";
 enum Cmd {
     /// Track `count` keys in this one callback; answer with how long it took.
     TrackMany { count: usize, done: Sender<Duration> },
-    /// Track `key`; answer with the instant just before the call and the call's cost.
-    Track { key: String, done: Sender<(Instant, Cost)> },
+    /// Track `key`; answer with the instant just before the call and its duration.
+    Track { key: String, done: Sender<(Instant, Duration)> },
     /// Untrack `key`; answer as for `Track`.
-    Untrack { key: String, done: Sender<(Instant, Cost)> },
+    Untrack { key: String, done: Sender<(Instant, Duration)> },
 }
 
 /// Owns every entry of the topic.
@@ -73,14 +73,14 @@ impl Channel for Owner {
                 let _ = done.send(began.elapsed());
             }
             Ok(Cmd::Track { key, done }) => {
-                let (began, cpu) = (Instant::now(), thread_cpu());
+                let began = Instant::now();
                 socket.track(&key, meta(ENTRIES)).expect("a new key");
-                let _ = done.send((began, Cost::since(began, cpu)));
+                let _ = done.send((began, began.elapsed()));
             }
             Ok(Cmd::Untrack { key, done }) => {
-                let (began, cpu) = (Instant::now(), thread_cpu());
+                let began = Instant::now();
                 socket.untrack(&key);
-                let _ = done.send((began, Cost::since(began, cpu)));
+                let _ = done.send((began, began.elapsed()));
             }
             Err(_) => {}
         }
@@ -139,8 +139,8 @@ impl Setup {
     }
 
     /// Tracks (or untracks) `EXTRA`: (track call → diff received, the call itself, the diff).
-    fn change(&self, track: bool) -> (Duration, Cost, Value) {
-        let (done, answer): (Sender<(Instant, Cost)>, Receiver<_>) = crossbeam_channel::bounded(1);
+    fn change(&self, track: bool) -> (Duration, Duration, Value) {
+        let (done, answer): (Sender<(Instant, Duration)>, Receiver<_>) = crossbeam_channel::bounded(1);
         let key = EXTRA.to_owned();
         let cmd = if track { Cmd::Track { key, done } } else { Cmd::Untrack { key, done } };
         self.owner.send(cmd).unwrap();
@@ -177,34 +177,11 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(text.split_whitespace().next()?.parse().ok()?))
 }
 
-/// What one `track` or `untrack` call took: wall time, and the channel thread's CPU time.
-struct Cost {
-    wall: Duration,
-    cpu: Option<Duration>,
-}
-
-impl Cost {
-    fn since(began: Instant, cpu: Option<Duration>) -> Cost {
-        let wall = began.elapsed();
-        Cost { wall, cpu: cpu.zip(thread_cpu()).map(|(before, after)| after.saturating_sub(before)) }
+fn summary(label: &str, mut calls: Vec<Duration>) {
+    calls.sort();
+    if let (Some(min), Some(max)) = (calls.first(), calls.last()) {
+        println!("{label}: {} calls, min {min:?}, median {:?}, max {max:?}", calls.len(), calls[calls.len() / 2]);
     }
-}
-
-fn summary(label: &str, calls: Vec<Cost>) {
-    let describe = |mut times: Vec<Duration>| {
-        times.sort();
-        match (times.first(), times.last()) {
-            (Some(min), Some(max)) => format!("min {min:?}, median {:?}, max {max:?}", times[times.len() / 2]),
-            _ => "none".to_owned(),
-        }
-    };
-    let cpu: Vec<Duration> = calls.iter().filter_map(|c| c.cpu).collect();
-    println!(
-        "{label}: {} calls; wall {}; CPU {}",
-        calls.len(),
-        describe(calls.iter().map(|c| c.wall).collect()),
-        describe(cpu)
-    );
 }
 
 fn bench(c: &mut Criterion) {
