@@ -1,7 +1,7 @@
 //! Internals exposed for the fan-out benchmark only (feature `bench-internals`, off by
 //! default): the registry with many subscriber connections, without any network.
 
-use crate::channel_thread::Inbox;
+use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::pubsub::{ChannelSubscriber, PubSub, Subscriber};
 use crate::serializer::Serializer;

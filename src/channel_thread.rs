@@ -3,6 +3,7 @@
 //! outbound FIFO (PROTOCOL.md 5.12).
 
 use crate::channel::{Channel, Flow, Handled, Info, StopReason};
+use crate::inbox::{Inbox, InboxReceiver};
 use crate::logging;
 use crate::message::{Broadcast, Message, PHX_LEAVE};
 use crate::payload::Payload;
@@ -10,7 +11,6 @@ use crate::pubsub::{ChannelSubscriber, PubSub, Subscriber};
 use crate::socket::{Assigns, ChannelLink, Socket};
 use crate::stats::{self, Stats};
 use crate::transport::outbound::OutItem;
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use serde_json::json;
 use std::any::Any;
@@ -30,40 +30,6 @@ pub(crate) enum ChannelMsg {
     Stop(StopReason),
     /// Replaced by a duplicate join: end without `terminate` (P59).
     Kill,
-}
-
-/// A channel's mailbox, bounded by a count so one slow channel cannot eat memory.
-#[derive(Clone)]
-pub(crate) struct Inbox {
-    sender: Sender<ChannelMsg>,
-    limit: usize,
-}
-
-/// Why a message did not reach a channel.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum InboxError {
-    Full,
-    Closed,
-}
-
-impl Inbox {
-    pub(crate) fn new(limit: usize) -> (Inbox, Receiver<ChannelMsg>) {
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        (Inbox { sender, limit }, receiver)
-    }
-
-    /// Sends unless the mailbox holds `limit` messages already.
-    pub(crate) fn try_send(&self, msg: ChannelMsg) -> Result<(), InboxError> {
-        if self.sender.len() >= self.limit {
-            return Err(InboxError::Full);
-        }
-        self.sender.send(msg).map_err(|_| InboxError::Closed)
-    }
-
-    /// Sends a control message, which is never refused for being over the limit.
-    pub(crate) fn send_control(&self, msg: ChannelMsg) {
-        let _ = self.sender.send(msg);
-    }
 }
 
 /// Counts live channel threads so shutdown can wait for them.
@@ -113,7 +79,7 @@ pub(crate) struct ChannelStart {
     pub(crate) assigns: Assigns,
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
-    pub(crate) receiver: Receiver<ChannelMsg>,
+    pub(crate) receiver: InboxReceiver,
     pub(crate) stats: Arc<Stats>,
     pub(crate) tracker: Arc<ThreadTracker>,
     pub(crate) presence: Arc<crate::presence::Presence>,
@@ -182,10 +148,10 @@ struct Runner {
 }
 
 impl Runner {
-    fn run(&mut self, receiver: &Receiver<ChannelMsg>) -> End {
+    fn run(&mut self, receiver: &InboxReceiver) -> End {
         loop {
             // The socket holds a sender of this inbox, so it never disconnects.
-            let Ok(msg) = receiver.recv() else { return End::Closed };
+            let Some(msg) = receiver.recv() else { return End::Closed };
             let step = match msg {
                 ChannelMsg::In(msg) if msg.event == PHX_LEAVE => {
                     // P60: reply ok, then phx_close (in `stop`), then terminate.
@@ -297,6 +263,7 @@ impl Runner {
 
 /// Runs the channel, then removes whatever it tracked in presence, however it ended (P93).
 fn run(start: ChannelStart) {
+    start.receiver.bind();
     let (presence, instance) = (start.presence.clone(), start.link.instance);
     run_channel(start);
     presence.untrack_all(instance);

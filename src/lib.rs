@@ -77,6 +77,7 @@ pub mod client;
 mod connect_info;
 mod endpoint;
 mod error;
+mod inbox;
 mod logging;
 pub mod message;
 mod origin;

@@ -3,8 +3,9 @@
 //! message).
 
 use crate::channel::Info;
-use crate::channel_thread::{ChannelMsg, Inbox, InboxError};
+use crate::channel_thread::ChannelMsg;
 use crate::error::Error;
+use crate::inbox::{Inbox, InboxError};
 use crate::message::{Message, Reply};
 use crate::payload::Payload;
 use crate::presence::{Presence, PresenceError};

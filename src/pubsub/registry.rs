@@ -6,7 +6,8 @@
 //! last entry into the hole.
 
 use crate::channel::Info;
-use crate::channel_thread::{ChannelMsg, Inbox};
+use crate::channel_thread::ChannelMsg;
+use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::serializer::{Frame, Serializer};
 use crate::stats::{self, Stats};

@@ -6,8 +6,9 @@
 use super::outbound::{InstanceId, OutItem, Outbound};
 use super::write_queue::WriteQueue;
 use crate::channel::StopReason;
-use crate::channel_thread::{self, ChannelMsg, ChannelStart, Inbox, InboxError, LogSettings};
+use crate::channel_thread::{self, ChannelMsg, ChannelStart, LogSettings};
 use crate::endpoint::{Mount, Shared};
+use crate::inbox::{Inbox, InboxError};
 use crate::message::{Message, PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, Reply};
 use crate::payload::Payload;
 use crate::pubsub::{Subscriber, SubscriptionId};

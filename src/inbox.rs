@@ -1,0 +1,138 @@
+//! A channel's mailbox: a crossbeam queue, bounded by a count so one slow channel cannot
+//! eat memory, whose receiving thread sleeps with `park` and is woken with `unpark`.
+//!
+//! crossbeam's blocking `recv` spins and calls `sched_yield` a few times before it
+//! sleeps. With many idle channel threads that spinning was the largest cost in the
+//! server's profile under echo load (context switches out of `sched_yield`), so the
+//! channel thread polls with `try_recv` and parks instead, and senders unpark it.
+
+use crate::channel_thread::ChannelMsg;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::sync::atomic::{Ordering, fence};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+
+/// The sending side, cloned wherever the channel can be reached.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    sender: Sender<ChannelMsg>,
+    limit: usize,
+    thread: Arc<OnceLock<Thread>>,
+}
+
+/// Why a message did not reach a channel.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InboxError {
+    Full,
+    Closed,
+}
+
+/// The receiving side, owned by the channel thread.
+pub(crate) struct InboxReceiver {
+    receiver: Receiver<ChannelMsg>,
+    thread: Arc<OnceLock<Thread>>,
+}
+
+impl Inbox {
+    pub(crate) fn new(limit: usize) -> (Inbox, InboxReceiver) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let thread = Arc::new(OnceLock::new());
+        (Inbox { sender, limit, thread: thread.clone() }, InboxReceiver { receiver, thread })
+    }
+
+    /// Sends unless the mailbox holds `limit` messages already.
+    pub(crate) fn try_send(&self, msg: ChannelMsg) -> Result<(), InboxError> {
+        if self.sender.len() >= self.limit {
+            return Err(InboxError::Full);
+        }
+        self.send(msg)
+    }
+
+    /// Sends a control message, which is never refused for being over the limit.
+    pub(crate) fn send_control(&self, msg: ChannelMsg) {
+        let _ = self.send(msg);
+    }
+
+    fn send(&self, msg: ChannelMsg) -> Result<(), InboxError> {
+        self.sender.send(msg).map_err(|_| InboxError::Closed)?;
+        // Pairs with the fence in `bind`: either the receiver is known here, or it
+        // will see this message in its first `try_recv` after binding.
+        fence(Ordering::SeqCst);
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+        Ok(())
+    }
+}
+
+impl InboxReceiver {
+    /// Makes the calling thread the one senders wake. Call it on the channel thread
+    /// before anything else.
+    pub(crate) fn bind(&self) {
+        let _ = self.thread.set(std::thread::current());
+        fence(Ordering::SeqCst);
+    }
+
+    /// The next message, sleeping until one comes; `None` once every sender is gone.
+    ///
+    /// A stray `unpark` (or a wake-up taken by user code calling `park`) costs one more
+    /// look at the queue, never a lost message: the queue is always checked before
+    /// sleeping, and a sender unparks after it has queued.
+    pub(crate) fn recv(&self) -> Option<ChannelMsg> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(msg) => return Some(msg),
+                Err(TryRecvError::Empty) => std::thread::park(),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_parked_receiver_is_woken_by_a_send() {
+        let (inbox, receiver) = Inbox::new(10);
+        let got = std::thread::spawn(move || {
+            receiver.bind();
+            (0..100).map(|_| matches!(receiver.recv(), Some(ChannelMsg::Kill))).all(|ok| ok)
+        });
+        for i in 0..100 {
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            inbox.send_control(ChannelMsg::Kill);
+        }
+        assert!(got.join().unwrap());
+    }
+
+    #[test]
+    fn messages_sent_before_the_receiver_binds_are_not_lost() {
+        let (inbox, receiver) = Inbox::new(10);
+        inbox.send_control(ChannelMsg::Kill);
+        let got = std::thread::spawn(move || {
+            receiver.bind();
+            receiver.recv().is_some()
+        });
+        assert!(got.join().unwrap());
+    }
+
+    #[test]
+    fn the_limit_refuses_ordinary_messages_but_not_control_ones() {
+        let (inbox, _receiver) = Inbox::new(1);
+        inbox.try_send(ChannelMsg::Kill).unwrap();
+        assert_eq!(inbox.try_send(ChannelMsg::Kill), Err(InboxError::Full));
+        inbox.send_control(ChannelMsg::Kill);
+    }
+
+    #[test]
+    fn sending_after_the_receiver_is_gone_fails() {
+        let (inbox, receiver) = Inbox::new(1);
+        drop(receiver);
+        assert_eq!(inbox.try_send(ChannelMsg::Kill), Err(InboxError::Closed));
+    }
+}
