@@ -99,7 +99,7 @@ mod tests {
         let (inbox, receiver) = Inbox::new(10);
         let got = std::thread::spawn(move || {
             receiver.bind();
-            (0..100).map(|_| matches!(receiver.recv(), Some(ChannelMsg::Kill))).all(|ok| ok)
+            (0..100).all(|_| matches!(receiver.recv(), Some(ChannelMsg::Kill)))
         });
         for i in 0..100 {
             if i % 10 == 0 {
