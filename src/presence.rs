@@ -14,7 +14,7 @@ use crate::pubsub::PubSub;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
@@ -103,6 +103,8 @@ impl PendingDiff {
 /// [`Socket::track`](crate::Socket::track) and friends.
 pub struct Presence {
     topics: Mutex<HashMap<String, TopicState>>,
+    /// The topics each owner has tracked on, so its end visits only those.
+    owners: Mutex<HashMap<u64, HashSet<String>>>,
     flusher: Mutex<Option<(Sender<String>, JoinHandle<()>)>>,
     pending: Mutex<HashMap<String, PendingDiff>>,
     window: Duration,
@@ -114,6 +116,7 @@ impl Presence {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let presence = std::sync::Arc::new(Presence {
             topics: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
             flusher: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             window,
@@ -158,6 +161,7 @@ impl Presence {
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         self.changed(topic, key, Some(&meta), None);
         entries.push(Entry { owner, key: key.to_owned(), meta });
+        self.owners.lock().entry(owner).or_default().insert(topic.to_owned());
         Ok(phx_ref)
     }
 
@@ -183,29 +187,34 @@ impl Presence {
 
     /// Stops tracking `key` on `topic` for `owner`. Idempotent.
     pub(crate) fn untrack(&self, owner: u64, topic: &str, key: &str) {
-        self.remove_where(|t, e| t == topic && e.owner == owner && e.key == key);
+        self.remove_from(topic, |entry| entry.owner == owner && entry.key == key);
     }
 
     /// Removes everything `owner` tracks, on every topic (P93).
     pub(crate) fn untrack_all(&self, owner: u64) {
-        self.remove_where(|_, e| e.owner == owner);
+        let topics = self.owners.lock().remove(&owner).unwrap_or_default();
+        for topic in topics {
+            self.remove_from(&topic, |entry| entry.owner == owner);
+        }
     }
 
-    fn remove_where(&self, matches: impl Fn(&str, &Entry) -> bool) {
+    /// Removes this node's entries on `topic` that `matches` picks, recording leaves.
+    fn remove_from(&self, topic: &str, matches: impl Fn(&Entry) -> bool) {
         let mut topics = self.topics.lock();
-        topics.retain(|topic, state| {
-            if let Some(entries) = state.nodes.get_mut(&NodeId::local()) {
-                entries.retain(|entry| {
-                    let remove = matches(topic, entry);
-                    if remove {
-                        self.changed(topic, &entry.key, None, Some(&entry.meta));
-                    }
-                    !remove
-                });
-            }
-            state.nodes.retain(|_, entries| !entries.is_empty());
-            !state.nodes.is_empty()
-        });
+        let Some(state) = topics.get_mut(topic) else { return };
+        if let Some(entries) = state.nodes.get_mut(&NodeId::local()) {
+            entries.retain(|entry| {
+                let remove = matches(entry);
+                if remove {
+                    self.changed(topic, &entry.key, None, Some(&entry.meta));
+                }
+                !remove
+            });
+        }
+        state.nodes.retain(|_, entries| !entries.is_empty());
+        if state.nodes.is_empty() {
+            topics.remove(topic);
+        }
     }
 
     /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}` (P90), every node's

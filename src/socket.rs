@@ -204,9 +204,19 @@ impl Socket {
         self.presence.update(self.link.instance, &self.link.topic, key, meta)
     }
 
+    /// Replaces the meta of `key` on another `topic`, tracked with [`track_topic`](Socket::track_topic).
+    pub fn update_presence_topic(&self, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+        self.presence.update(self.link.instance, topic, key, meta)
+    }
+
     /// Stops tracking `key` on the channel's topic. Idempotent.
     pub fn untrack(&self, key: &str) {
         self.presence.untrack(self.link.instance, &self.link.topic, key)
+    }
+
+    /// Stops tracking `key` on another `topic`. Idempotent.
+    pub fn untrack_topic(&self, topic: &str, key: &str) {
+        self.presence.untrack(self.link.instance, topic, key)
     }
 
     /// Everyone on the channel's topic, as `{key: {"metas": [...]}}`: the payload of
