@@ -132,8 +132,9 @@ impl PubSub {
     /// past that, new ones are dropped and counted in `broadcasts_dropped`.
     pub fn subscribe(&self, topic: &str) -> Subscription {
         let id = self.next_id();
-        let (sender, receiver) = crossbeam_channel::bounded(self.inner.subscription_capacity);
-        self.inner.registry.subscribe(id, topic, Subscriber::Plain { owner: id, sender });
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let capacity = self.inner.subscription_capacity;
+        self.inner.registry.subscribe(id, topic, Subscriber::Plain { owner: id, sender, capacity });
         Subscription { id, topic: topic.to_owned(), receiver, pubsub: self.clone() }
     }
 

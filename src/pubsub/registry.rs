@@ -12,7 +12,7 @@ use crate::message::Broadcast;
 use crate::serializer::{Frame, Serializer};
 use crate::stats::{self, Stats};
 use crate::transport::outbound::{Outbound, Refused};
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -29,7 +29,9 @@ pub(crate) enum Subscriber {
     /// A channel's extra topic: broadcasts arrive in `handle_info` (P76).
     Info { owner: u64, inbox: Inbox },
     /// Code that is not a channel, holding a receiver (P83).
-    Plain { owner: u64, sender: Sender<Broadcast> },
+    /// The queue is unbounded in type (a bounded crossbeam channel would allocate its
+    /// whole capacity up front) and bounded by `capacity` here.
+    Plain { owner: u64, sender: Sender<Broadcast>, capacity: usize },
     /// A connection subscribed to its socket id: a `disconnect` closes it (P22).
     Connection(Arc<Outbound>),
 }
@@ -135,11 +137,14 @@ impl Registry {
                         stats::incr(stats.broadcasts_dropped());
                     }
                 }
-                Subscriber::Plain { owner, sender } => {
-                    if from != Some(*owner)
-                        && let Err(TrySendError::Full(_)) = sender.try_send(Broadcast::clone(broadcast))
-                    {
+                Subscriber::Plain { owner, sender, capacity } => {
+                    if from == Some(*owner) {
+                        continue;
+                    }
+                    if sender.len() >= *capacity {
                         stats::incr(stats.broadcasts_dropped());
+                    } else {
+                        let _ = sender.send(Broadcast::clone(broadcast));
                     }
                 }
                 Subscriber::Connection(outbound) => {
@@ -176,7 +181,7 @@ mod tests {
 
     fn plain(owner: u64) -> (Subscriber, crossbeam_channel::Receiver<Broadcast>) {
         let (sender, receiver) = unbounded();
-        (Subscriber::Plain { owner, sender }, receiver)
+        (Subscriber::Plain { owner, sender, capacity: 100 }, receiver)
     }
 
     #[test]
@@ -196,6 +201,19 @@ mod tests {
         registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), Some(5), &stats);
         let got: Vec<usize> = receivers.iter().map(|rx| rx.len()).collect();
         assert_eq!(got, [0, 1, 1, 0, 1, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_full_plain_subscription_drops_and_counts_the_overflow() {
+        let registry = Registry::new(1);
+        let (sub, rx) = plain(1);
+        registry.subscribe(1, "t", sub);
+        let stats = Stats::default();
+        for _ in 0..150 {
+            registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), None, &stats);
+        }
+        assert_eq!(rx.len(), 100);
+        assert_eq!(stats.snapshot().broadcasts_dropped, 50);
     }
 
     #[test]
