@@ -747,7 +747,11 @@ fn process(ws: &mut Ws, data: &mut [u8], handler: &mut impl Handler) -> usize {
 }
 
 /// Reads until the socket is empty, handing whole messages to `handler`.
-fn read_ready(ws: &mut Ws, scratch: &mut [u8], handler: &mut impl Handler) {
+/// A read shorter than `scratch` emptied the socket, and any later data raises a new
+/// (edge-triggered) event, so reading stops there and saves the system call that
+/// would only say `WouldBlock`; unless the peer has closed (`until_blocked`), where
+/// the end of stream must still be read.
+fn read_ready(ws: &mut Ws, scratch: &mut [u8], handler: &mut impl Handler, until_blocked: bool) {
     while matches!(ws.phase, Phase::Handshake | Phase::Open | Phase::Closing) {
         match ws.stream.read(scratch) {
             Ok(0) => {
@@ -773,6 +777,9 @@ fn read_ready(ws: &mut Ws, scratch: &mut [u8], handler: &mut impl Handler) {
                         ws.rbuf = buf;
                     }
                 }
+                if n < scratch.len() && !until_blocked {
+                    return;
+                }
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -792,7 +799,8 @@ fn read_ready(ws: &mut Ws, scratch: &mut [u8], handler: &mut impl Handler) {
 struct Client {
     poll: Poll,
     events: Events,
-    ready: Vec<(usize, bool, bool)>,
+    /// Per event: slot, readable, writable, peer closed or error.
+    ready: Vec<(usize, bool, bool, bool)>,
     conns: Vec<Option<Ws>>,
     free: Vec<usize>,
     queued: VecDeque<usize>,
@@ -900,10 +908,11 @@ impl Client {
         ready.clear();
         for event in self.events.iter() {
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            ready.push((event.token().0, readable, event.is_writable() || event.is_error()));
+            let closed = event.is_read_closed() || event.is_error();
+            ready.push((event.token().0, readable, event.is_writable() || event.is_error(), closed));
         }
-        for &(slot, readable, writable) in &ready {
-            self.service(slot, readable, writable, handler);
+        for &(slot, readable, writable, closed) in &ready {
+            self.service(slot, readable, writable, closed, handler);
         }
         self.ready = ready;
         self.start_queued(handler);
@@ -915,7 +924,7 @@ impl Client {
         Ok(())
     }
 
-    fn service(&mut self, slot: usize, readable: bool, writable: bool, handler: &mut impl Handler) {
+    fn service(&mut self, slot: usize, readable: bool, writable: bool, closed: bool, handler: &mut impl Handler) {
         let Client { conns, scratch, url, .. } = self;
         let Some(ws) = conns.get_mut(slot).and_then(Option::as_mut) else { return };
         let was_pending = ws.pending();
@@ -937,7 +946,7 @@ impl Client {
             ws.flush();
         }
         if readable {
-            read_ready(ws, scratch, handler);
+            read_ready(ws, scratch, handler, closed);
         }
         self.settle(slot, was_pending, handler);
     }
