@@ -70,11 +70,19 @@ struct WsIo<'a> {
     stream: &'a mut TcpStream,
     written: &'a mut Vec<u8>,
     read: usize,
+    /// A read returned less than asked: the socket is empty for now. Reading again
+    /// would only return `WouldBlock`, and data that arrives later raises a new
+    /// (edge-triggered) event, so the next read reports `WouldBlock` without a call.
+    drained: bool,
 }
 
 impl Read for WsIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let n = self.stream.read(buf)?;
+        self.drained = n < buf.len();
         self.read += n;
         Ok(n)
     }
@@ -361,23 +369,23 @@ impl Reactor {
     }
 
     fn read_frames(&mut self, slot: usize) {
-        let shared = self.shared.clone();
-        let Some(conn) = self.conn(slot) else { return };
+        let shared = &self.shared;
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         let State::Open { ws, session, idle } = &mut conn.state else { return };
         let mut written = Vec::new();
-        let mut io = WsIo { stream: &mut conn.stream, written: &mut written, read: 0 };
+        let mut io = WsIo { stream: &mut conn.stream, written: &mut written, read: 0, drained: false };
         let mut close: Option<(u16, String)> = None;
         let mut peer_closed = false;
         loop {
             match ws.read(&mut io) {
                 Ok(WsMessage::Text(text)) => {
-                    if let Err(reason) = receive(session, RawFrame::Text(text.as_bytes()), &mut conn.writes, &shared) {
+                    if let Err(reason) = receive(session, RawFrame::Text(text.as_bytes()), &mut conn.writes, shared) {
                         close = Some((close_code::INVALID_DATA, reason));
                         break;
                     }
                 }
                 Ok(WsMessage::Binary(bytes)) => {
-                    if let Err(reason) = receive(session, RawFrame::Binary(&bytes), &mut conn.writes, &shared) {
+                    if let Err(reason) = receive(session, RawFrame::Binary(&bytes), &mut conn.writes, shared) {
                         close = Some((close_code::INVALID_DATA, reason));
                         break;
                     }
@@ -491,8 +499,8 @@ impl Reactor {
     }
 
     fn flush(&mut self, slot: usize) {
-        let stats = self.shared.stats.clone();
-        let Some(conn) = self.conn(slot) else { return };
+        let stats = &self.shared.stats;
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         let result = conn.writes.flush(&mut conn.stream);
         match result {
             Ok(written) => {
