@@ -6,10 +6,22 @@
 //! and its exit in the order they happened. The queue is bounded in frames and bytes; a
 //! producer that finds it full marks the connection as a slow consumer and the reactor
 //! closes it. Control notices are never refused: they are few (one or two per channel).
+//!
+//! A channel's own frames (pushes and replies) skip the reactor when it has nothing
+//! to do for the connection: the queue is empty and the reactor has no bytes of its own
+//! waiting, so the producing thread writes the frame to the socket itself, under the
+//! queue's lock. This saves a reactor wake-up per reply. Every socket write, the
+//! reactor's included, happens while this lock says the writer owns the socket, so
+//! frames never interleave and keep their order. Broadcasts always go through the
+//! reactor: one thread writing to thousands of sockets would hold up its channel.
 
 use super::reactor::{ConnKey, Mailbox};
 use crate::serializer::Frame;
+use crate::stats::{self, Stats};
+use mio::net::TcpStream;
 use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::io::Write;
 use std::sync::Arc;
 
 /// Identifies one channel instance (one join) on a connection.
@@ -59,10 +71,10 @@ pub(crate) struct Outbound {
     key: ConnKey,
     mailbox: Arc<Mailbox>,
     limits: OutboundLimits,
+    stats: Arc<Stats>,
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     items: Vec<OutItem>,
     /// Frames and bytes queued here or taken by the reactor but not yet written.
@@ -71,6 +83,13 @@ struct State {
     scheduled: bool,
     closed: bool,
     overflowed: bool,
+    /// The socket, for direct writes; gone once the connection closes.
+    stream: Option<Arc<TcpStream>>,
+    /// The reactor has nothing queued or taken for this connection, so a producer may
+    /// write to the socket directly.
+    reactor_idle: bool,
+    /// Channel instances replaced by a duplicate join: their frames are dropped (5.12).
+    killed: HashSet<InstanceId>,
 }
 
 /// What the reactor takes from the queue in one go.
@@ -79,16 +98,58 @@ pub(crate) struct Taken {
 }
 
 impl Outbound {
-    pub(crate) fn new(key: ConnKey, mailbox: Arc<Mailbox>, limits: OutboundLimits) -> Self {
-        Outbound { key, mailbox, limits, state: Mutex::new(State::default()) }
+    pub(crate) fn new(
+        key: ConnKey,
+        mailbox: Arc<Mailbox>,
+        limits: OutboundLimits,
+        stats: Arc<Stats>,
+        stream: Option<Arc<TcpStream>>,
+    ) -> Self {
+        let state = State {
+            items: Vec::new(),
+            frames: 0,
+            bytes: 0,
+            scheduled: false,
+            closed: false,
+            overflowed: false,
+            stream,
+            reactor_idle: false,
+            killed: HashSet::new(),
+        };
+        Outbound { key, mailbox, limits, stats, state: Mutex::new(state) }
     }
 
-    /// Queues a frame, within the limits.
+    /// Writes a channel's frame directly when the reactor is idle for this connection,
+    /// and queues it (within the limits) otherwise. Frames of a killed instance are dropped.
     pub(crate) fn push_frame(&self, from: Option<InstanceId>, frame: Frame) -> Result<(), Refused> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
+        if from.is_some_and(|instance| state.killed.contains(&instance)) {
+            return Ok(());
+        }
+        // A frame partly written must be finished whatever happens to its channel, so
+        // its remainder is queued without a sender (never dropped for a killed instance).
+        let (frame, from) = match (&state.stream, from) {
+            (Some(stream), Some(_)) if state.reactor_idle && state.items.is_empty() => {
+                match (&**stream).write(frame.as_bytes()) {
+                    Ok(n) if n == frame.len() => {
+                        stats::add(self.stats.bytes_out(), n as u64);
+                        stats::incr(self.stats.frames_out());
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        stats::add(self.stats.bytes_out(), n as u64);
+                        (frame.remainder(n), None)
+                    }
+                    // WouldBlock, or an error the reactor meets again and handles on its flush.
+                    Err(_) => (frame, from),
+                }
+            }
+            _ => (frame, from),
+        };
+        state.reactor_idle = false;
         if state.frames + 1 > self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
             state.closed = true;
             state.overflowed = true;
@@ -126,12 +187,43 @@ impl Outbound {
         }
     }
 
-    /// Reactor side: moves the queued items into `into`.
+    /// Reactor side: moves the queued items into `into`. The reactor now has work for
+    /// the connection, so producers queue until it is idle again.
     pub(crate) fn take(&self, into: &mut Vec<OutItem>) -> Taken {
         let mut state = self.state.lock();
         state.scheduled = false;
+        if !state.items.is_empty() {
+            state.reactor_idle = false;
+        }
         into.append(&mut state.items);
         Taken { overflowed: state.overflowed }
+    }
+
+    /// Reactor side: it is about to write to the socket; producers must queue.
+    pub(crate) fn reactor_busy(&self) {
+        self.state.lock().reactor_idle = false;
+    }
+
+    /// Reactor side: its write queue is empty; producers may write directly once the
+    /// queue is empty too.
+    pub(crate) fn reactor_idle(&self) {
+        let mut state = self.state.lock();
+        state.reactor_idle = state.items.is_empty();
+    }
+
+    /// A duplicate join replaced `instance`: drop its frames from now on.
+    pub(crate) fn kill(&self, instance: InstanceId) {
+        self.state.lock().killed.insert(instance);
+    }
+
+    /// Whether `instance` was killed.
+    pub(crate) fn is_killed(&self, instance: InstanceId) -> bool {
+        self.state.lock().killed.contains(&instance)
+    }
+
+    /// `instance` has exited: forget it.
+    pub(crate) fn forget(&self, instance: InstanceId) {
+        self.state.lock().killed.remove(&instance);
     }
 
     /// Reactor side: `frames` frames of `bytes` bytes were written (or dropped).
@@ -141,10 +233,12 @@ impl Outbound {
         state.bytes = state.bytes.saturating_sub(bytes);
     }
 
-    /// Reactor side: no more items are accepted; queued ones are dropped.
+    /// Reactor side: no more items are accepted; queued ones are dropped, and producers
+    /// let go of the socket.
     pub(crate) fn close(&self) {
         let mut state = self.state.lock();
         state.closed = true;
         state.items.clear();
+        state.stream = None;
     }
 }

@@ -56,7 +56,9 @@ enum State {
 }
 
 struct Conn {
-    stream: TcpStream,
+    /// Shared with the connection's outbound queue, whose producers may write to it
+    /// directly (see `outbound.rs`); reads stay on the reactor.
+    stream: Arc<TcpStream>,
     peer: SocketAddr,
     serial: u64,
     state: State,
@@ -67,7 +69,7 @@ struct Conn {
 /// tungstenite's view of the socket: reads come from the stream; writes (pongs and
 /// close replies) are collected so they can join the connection's write queue in order.
 struct WsIo<'a> {
-    stream: &'a mut TcpStream,
+    stream: &'a TcpStream,
     written: &'a mut Vec<u8>,
     read: usize,
     /// A read returned less than asked: the socket is empty for now. Reading again
@@ -81,7 +83,8 @@ impl Read for WsIo<'_> {
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = self.stream.read(buf)?;
+        let mut stream = self.stream;
+        let n = stream.read(buf)?;
         self.drained = n < buf.len();
         self.read += n;
         Ok(n)
@@ -217,6 +220,7 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let stream = Arc::new(stream);
         self.next_serial += 1;
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let state = State::Handshake { buf: Vec::new() };
@@ -246,7 +250,7 @@ impl Reactor {
         let State::Handshake { buf } = &mut conn.state else { return };
         let mut chunk = [0u8; 4096];
         let eof = loop {
-            match conn.stream.read(&mut chunk) {
+            match (&*conn.stream).read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
@@ -353,7 +357,13 @@ impl Reactor {
                     .max_frame_size(Some(settings.max_frame_size))
                     .max_message_size(Some(settings.max_frame_size));
                 let ws = WebSocketContext::from_partially_read(tail, Role::Server, Some(config));
-                let outbound = Arc::new(Outbound::new(key, mailbox, settings.outbound));
+                let outbound = Arc::new(Outbound::new(
+                    key,
+                    mailbox,
+                    settings.outbound,
+                    shared.stats.clone(),
+                    Some(conn.stream.clone()),
+                ));
                 let idle = settings.idle_timeout;
                 let session = Session::new(shared.clone(), mount.clone(), serializer, assigns, id, outbound);
                 conn.writes.push(response);
@@ -373,7 +383,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         let State::Open { ws, session, idle } = &mut conn.state else { return };
         let mut written = Vec::new();
-        let mut io = WsIo { stream: &mut conn.stream, written: &mut written, read: 0, drained: false };
+        let mut io = WsIo { stream: &conn.stream, written: &mut written, read: 0, drained: false };
         let mut close: Option<(u16, String)> = None;
         let mut peer_closed = false;
         loop {
@@ -488,7 +498,7 @@ impl Reactor {
         let Some(conn) = self.conn(slot) else { return };
         let mut chunk = [0u8; 4096];
         loop {
-            match conn.stream.read(&mut chunk) {
+            match (&*conn.stream).read(&mut chunk) {
                 Ok(0) => return self.drop_conn(slot),
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -501,7 +511,21 @@ impl Reactor {
     fn flush(&mut self, slot: usize) {
         let stats = &self.shared.stats;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
-        let result = conn.writes.flush(&mut conn.stream);
+        let outbound = match &conn.state {
+            State::Open { session, .. } => Some(&session.outbound),
+            _ => None,
+        };
+        if !conn.writes.is_empty()
+            && let Some(outbound) = outbound
+        {
+            outbound.reactor_busy();
+        }
+        let result = conn.writes.flush(&mut &*conn.stream);
+        if conn.writes.is_empty()
+            && let Some(outbound) = outbound
+        {
+            outbound.reactor_idle();
+        }
         match result {
             Ok(written) => {
                 stats::add(stats.bytes_out(), written.bytes as u64);
@@ -523,7 +547,11 @@ impl Reactor {
     fn drop_conn(&mut self, slot: usize) {
         self.end_session(slot, StopReason::closed());
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            // The outbound queue let go of the socket when the session ended, so this is
+            // the last handle; closing the descriptor would also take it out of the poll.
+            if let Some(stream) = Arc::get_mut(&mut conn.stream) {
+                let _ = self.poll.registry().deregister(stream);
+            }
             self.shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
             self.free.push(slot);
         }

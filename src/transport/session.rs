@@ -17,7 +17,7 @@ use crate::serializer::{Frame, Serializer};
 use crate::socket::{Assigns, ChannelLink};
 use crate::stats;
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One channel as the connection sees it.
@@ -37,8 +37,6 @@ pub(super) struct Session {
     assigns: Assigns,
     pub(super) outbound: Arc<Outbound>,
     channels: HashMap<String, Entry>,
-    /// Instances replaced by a duplicate join whose frames must be discarded (5.12).
-    killed: HashSet<InstanceId>,
     socket_id: Option<(SubscriptionId, String)>,
     shared: Arc<Shared>,
 }
@@ -57,16 +55,7 @@ impl Session {
             shared.pubsub.inner.registry.subscribe(id, &topic, Subscriber::Connection(outbound.clone()));
             (id, topic)
         });
-        Session {
-            serializer,
-            mount,
-            assigns,
-            outbound,
-            channels: HashMap::new(),
-            killed: HashSet::new(),
-            socket_id,
-            shared,
-        }
+        Session { serializer, mount, assigns, outbound, channels: HashMap::new(), socket_id, shared }
     }
 
     /// Routes one decoded client message (PROTOCOL.md 5.3).
@@ -104,8 +93,9 @@ impl Session {
             msg.topic,
             self.mount.path
         );
+        // Its frames are discarded from now on (5.12); the thread ends without terminate.
+        self.outbound.kill(old.instance);
         old.inbox.send_control(ChannelMsg::Kill);
-        self.killed.insert(old.instance);
         let close = self.close_frame(PHX_CLOSE, &msg.topic, old.stored_join_ref, Payload::empty());
         self.join(msg, close, out);
     }
@@ -224,14 +214,14 @@ impl Session {
     pub(super) fn apply(&mut self, item: OutItem, out: &mut WriteQueue) -> Result<(), Disconnect> {
         match item {
             OutItem::Frame { from, frame } => {
-                if from.is_some_and(|instance| self.killed.contains(&instance)) {
+                if from.is_some_and(|instance| self.outbound.is_killed(instance)) {
                     self.outbound.written(1, frame.len());
                 } else {
                     out.push_counted(frame.as_bytes().clone());
                 }
             }
             OutItem::JoinResult { instance, frame, joined } => {
-                if self.killed.contains(&instance) {
+                if self.outbound.is_killed(instance) {
                     self.outbound.written(1, frame.len());
                     return Ok(());
                 }
@@ -255,7 +245,7 @@ impl Session {
                 }
             }
             OutItem::Exited { instance, crashed } => {
-                self.killed.remove(&instance);
+                self.outbound.forget(instance);
                 if let Some(topic) = self.topic_of(instance) {
                     let entry = self.channels.remove(&topic).expect("found above");
                     let payload = Payload::Json(json!({"reason": "channel_crash"}));
@@ -273,10 +263,11 @@ impl Session {
     /// The connection is going away: every channel terminates with `reason` (P78,
     /// P81), nothing more is written, and the socket id subscription ends.
     pub(super) fn end(&mut self, reason: &StopReason) {
+        // Closed first, so nothing a terminating channel pushes can reach the socket.
+        self.outbound.close();
         for (_, entry) in self.channels.drain() {
             entry.inbox.send_control(ChannelMsg::Stop(reason.clone()));
         }
-        self.outbound.close();
         if let Some((id, topic)) = self.socket_id.take() {
             self.shared.pubsub.inner.registry.unsubscribe(id, &topic);
         }
