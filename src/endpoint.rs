@@ -32,6 +32,8 @@ pub(crate) struct EndpointConfig {
     pub(crate) channel_stack_size: usize,
     pub(crate) channel_inbox_limit: usize,
     pub(crate) max_channel_threads: usize,
+    /// Whether `max_channel_threads` was set by the user (only then is clamping it worth a warning).
+    pub(crate) max_channel_threads_set: bool,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
@@ -53,6 +55,7 @@ impl Default for EndpointConfig {
             channel_stack_size: 128 * 1024,
             channel_inbox_limit: 10_000,
             max_channel_threads: 20_000,
+            max_channel_threads_set: false,
             handshake_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             shutdown_timeout: Duration::from_secs(30),
@@ -225,6 +228,7 @@ impl EndpointBuilder {
     /// of mappings would abort the process, so the endpoint stops short of it.
     pub fn max_channel_threads(mut self, max: usize) -> Self {
         self.config.max_channel_threads = max;
+        self.config.max_channel_threads_set = true;
         self
     }
 
@@ -306,11 +310,13 @@ impl EndpointBuilder {
         if let Some(limit) = os_thread_limit()
             && config.max_channel_threads > limit
         {
-            log::warn!(
-                "max_channel_threads {} is more than this system allows ({limit}: see vm.max_map_count, \
-                 kernel.pid_max, kernel.threads-max); using {limit}",
-                config.max_channel_threads
-            );
+            if config.max_channel_threads_set {
+                log::warn!(
+                    "max_channel_threads {} is more than this system allows ({limit}: see vm.max_map_count, \
+                     kernel.pid_max, kernel.threads-max); using {limit}",
+                    config.max_channel_threads
+                );
+            }
             config.max_channel_threads = limit;
         }
         let pubsub = PubSub::new(config.registry_shards, stats.clone(), self.adapter, config.subscription_capacity);
