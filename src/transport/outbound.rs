@@ -212,8 +212,21 @@ impl Outbound {
     }
 
     /// A duplicate join replaced `instance`: drop its frames from now on.
+    /// Frames it already queued are dropped here too, so the reactor never has to ask.
     pub(crate) fn kill(&self, instance: InstanceId) {
-        self.state.lock().killed.insert(instance);
+        let mut state = self.state.lock();
+        state.killed.insert(instance);
+        let (mut frames, mut bytes) = (0, 0);
+        state.items.retain(|item| match item {
+            OutItem::Frame { from: Some(from), frame } if *from == instance => {
+                frames += 1;
+                bytes += frame.len();
+                false
+            }
+            _ => true,
+        });
+        state.frames -= frames;
+        state.bytes -= bytes;
     }
 
     /// Whether `instance` was killed.
@@ -240,5 +253,42 @@ impl Outbound {
         state.closed = true;
         state.items.clear();
         state.stream = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::serializer::Serializer;
+
+    fn frame() -> Frame {
+        Serializer::V2.encode_push(&Message::new("t", "e", serde_json::json!({}))).unwrap()
+    }
+
+    #[test]
+    fn killing_an_instance_drops_its_queued_frames_and_their_count() {
+        let poll = mio::Poll::new().unwrap();
+        let mailbox = Arc::new(Mailbox::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()));
+        let limits = OutboundLimits { max_frames: 3, max_bytes: usize::MAX };
+        let key = ConnKey { slot: 0, serial: 0 };
+        let outbound = Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None);
+        outbound.push_frame(Some(1), frame()).unwrap();
+        outbound.push_frame(Some(2), frame()).unwrap();
+        outbound.push_frame(None, frame()).unwrap();
+        outbound.kill(1);
+        // The dropped frame no longer counts against the limit, and later ones are dropped.
+        outbound.push_frame(Some(2), frame()).unwrap();
+        outbound.push_frame(Some(1), frame()).unwrap();
+        let mut items = Vec::new();
+        outbound.take(&mut items);
+        let senders: Vec<Option<InstanceId>> = items
+            .iter()
+            .map(|item| match item {
+                OutItem::Frame { from, .. } => *from,
+                _ => panic!("only frames were queued"),
+            })
+            .collect();
+        assert_eq!(senders, [Some(2), None, Some(2)]);
     }
 }
