@@ -131,7 +131,14 @@ impl Session {
         let mut assigns = self.assigns.clone();
         assigns.extend(route.assigns.iter().map(|(k, v)| (k.clone(), v.clone()))); // P45
         let (inbox, receiver) = Inbox::new(self.shared.config.channel_inbox_limit);
-        let (topic, stored_join_ref, msg_ref) = (msg.topic.clone(), msg.join_ref.clone(), msg.msg_ref.clone());
+        // What the join reply or a refusal needs once `msg` has gone to the thread.
+        let header = Message {
+            join_ref: msg.join_ref.clone(),
+            msg_ref: msg.msg_ref.clone(),
+            topic: msg.topic.clone(),
+            event: PHX_JOIN.to_owned(),
+            payload: Payload::empty(),
+        };
         let start = ChannelStart {
             factory: route.factory.clone(),
             channel_name: route.name,
@@ -148,17 +155,13 @@ impl Session {
         };
         match channel_thread::spawn(start, self.shared.config.channel_stack_size) {
             Ok(()) => {
-                let entry = Entry { instance, stored_join_ref, inbox, close_after_join };
-                self.channels.insert(topic, entry);
+                let entry = Entry { instance, stored_join_ref: header.join_ref, inbox, close_after_join };
+                self.channels.insert(header.topic, entry);
             }
             Err(err) => {
-                log::error!("cannot start a channel thread for {topic}: {err}");
+                log::error!("cannot start a channel thread for {}: {err}", header.topic);
                 stats::incr(self.shared.stats.refused_joins());
-                let response = Payload::Json(json!({"reason": "could not start channel"}));
-                self.reply(out, stored_join_ref, msg_ref, topic, "error", response);
-                if let Some(close) = close_after_join {
-                    out.push(close.as_bytes().clone());
-                }
+                self.refuse(header, "could not start channel", close_after_join, out);
             }
         }
     }
