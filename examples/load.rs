@@ -11,7 +11,7 @@
 //! broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--server-pid PID]
 //! raw-server --port P [--max-seconds S]
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
-//! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8]
+//! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
 //! ```
 //!
 //! Every subcommand prints a human summary, then one JSON line that starts with
@@ -47,7 +47,7 @@ const USAGE: &str = "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp
              [--event broadcast|broadcast_from] [--topic T] [--server-pid PID]
   raw-server --port P [--max-seconds S]
   raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--server-pid PID]
-  tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--writer-cpu C] [--reader-cpu C]";
+  tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--rate R] [--writer-cpu C] [--reader-cpu C]";
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:4807/bench/websocket";
 
@@ -2110,8 +2110,14 @@ fn tcp_floor(args: &Args) -> Res<()> {
     let readers: usize = args.get::<usize>("readers", 1)?.clamp(1, n.max(1));
     let writer_cpu: Option<usize> = args.opt("writer-cpu")?;
     let reader_cpu: Option<usize> = args.opt("reader-cpu")?;
+    // Rounds per second; 0 writes them back to back. A paced round is what a broadcast
+    // sent alone costs: the readers sleep between rounds and must be woken again.
+    let rate: f64 = args.get("rate", 0.0)?;
     let timeout = args.secs("timeout", 120.0)?;
     args.finish()?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err("--rate must be a number of rounds per second, 0 for back to back".into());
+    }
     if !(2..=65535).contains(&frame_bytes) {
         return Err("--frame-bytes must be between 2 and 65535".into());
     }
@@ -2197,6 +2203,10 @@ fn tcp_floor(args: &Args) -> Res<()> {
                 let mut frames = 0u64;
                 let mut syscalls = 0u64;
                 for round in 0..calls {
+                    if rate > 0.0 {
+                        let due = t0 + Duration::from_secs_f64(round as f64 / rate);
+                        thread::sleep(due.saturating_duration_since(Instant::now()));
+                    }
                     // The last writev round may carry fewer frames, to write exactly `count`.
                     let k = per_call.min(count - round * per_call);
                     for w in writers.iter_mut() {
@@ -2241,8 +2251,9 @@ fn tcp_floor(args: &Args) -> Res<()> {
     let results = rx.recv()?;
     let received = received.load(Relaxed);
     let mut summary = vec![format!(
-        "tcp-floor: {n} loopback socket pairs, {count} frames of {frame_bytes} B to each ({} frames), {readers} reader thread(s); received {received}/{} bytes",
+        "tcp-floor: {n} loopback socket pairs, {count} frames of {frame_bytes} B to each ({} frames), {readers} reader thread(s), {}; received {received}/{} bytes",
         n * count,
+        if rate > 0.0 { format!("{rate} rounds per second") } else { "rounds back to back".to_owned() },
         total_bytes * 2
     )];
     let mut line = json!({
@@ -2250,6 +2261,7 @@ fn tcp_floor(args: &Args) -> Res<()> {
         "pairs": n,
         "count": count,
         "frame_bytes": frame_bytes,
+        "rate": rate,
         "received_bytes": received,
         "expected_bytes": total_bytes * 2,
     });

@@ -24,6 +24,7 @@ step "format" cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own, so `--all` does not reach it.
 step "format (fuzz)" cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
+step "clippy, every feature" cargo clippy --all-targets --all-features -- -D warnings
 step "tests" cargo test --all-targets
 step "doc tests" cargo test --doc
 

@@ -23,10 +23,14 @@ impl FanoutFixture {
     pub fn new(subscribers: usize) -> std::io::Result<FanoutFixture> {
         let poll = mio::Poll::new()?;
         let mailbox = Arc::new(Mailbox::new(mio::Waker::new(poll.registry(), mio::Token(0))?));
-        let pubsub = PubSub::new(64, Arc::new(Stats::default()), None, 16);
+        let stats = Arc::new(Stats::default());
+        let pubsub = PubSub::new(64, stats.clone(), None, 16);
         let limits = OutboundLimits { max_frames: usize::MAX, max_bytes: usize::MAX };
         let outbounds: Vec<Arc<Outbound>> = (0..subscribers)
-            .map(|slot| Arc::new(Outbound::new(ConnKey { slot, serial: 0 }, mailbox.clone(), limits)))
+            .map(|slot| {
+                let key = ConnKey { slot, serial: 0 };
+                Arc::new(Outbound::new(key, mailbox.clone(), limits, stats.clone(), None))
+            })
             .collect();
         for (i, outbound) in outbounds.iter().enumerate() {
             let id = pubsub.next_id();
