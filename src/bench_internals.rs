@@ -49,7 +49,7 @@ impl FanoutFixture {
 
     /// One broadcast on the topic: registry lookup, encode, enqueue on every connection.
     pub fn broadcast(&self, broadcast: Broadcast) {
-        self.pubsub.send(None, broadcast, false).expect("an object payload");
+        self.pubsub.send(None, broadcast, false, None).expect("an object payload");
     }
 
     /// Empties every connection's queue (what a reactor would do), outside the timing.

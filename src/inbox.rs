@@ -48,6 +48,11 @@ impl Inbox {
         self.send(msg)
     }
 
+    /// Whether messages are waiting to be received.
+    pub(crate) fn has_mail(&self) -> bool {
+        !self.sender.is_empty()
+    }
+
     /// Sends a control message, which is never refused for being over the limit.
     pub(crate) fn send_control(&self, msg: ChannelMsg) {
         let _ = self.send(msg);

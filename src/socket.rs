@@ -6,12 +6,12 @@ use crate::channel::Info;
 use crate::channel_thread::ChannelMsg;
 use crate::error::Error;
 use crate::inbox::{Inbox, InboxError};
-use crate::message::{Message, Reply};
+use crate::message::{Broadcast, Message, Reply};
 use crate::payload::Payload;
 use crate::presence::{Presence, PresenceError};
 use crate::pubsub::{PubSub, Subscriber, SubscriberId, SubscriptionId};
 use crate::serializer::{Frame, Serializer};
-use crate::transport::outbound::{InstanceId, Outbound};
+use crate::transport::outbound::{Delivery, InstanceId, Outbound};
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
@@ -33,7 +33,10 @@ pub(crate) struct ChannelLink {
 
 impl ChannelLink {
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Error> {
-        self.outbound.push_frame(Some(self.instance), frame).map_err(|_| Error::ConnectionClosed)
+        match self.outbound.push_frame(Some(self.instance), frame, Delivery::WriteIfIdle) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::ConnectionClosed),
+        }
     }
 
     pub(crate) fn reply_frame(
@@ -131,13 +134,15 @@ impl Socket {
     /// channel's own client (P72).
     pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
-        self.pubsub.broadcast(&self.link.topic, event, payload)
+        let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
+        self.pubsub.send(None, broadcast, true, Some(&self.inbox))
     }
 
     /// Broadcasts `event` on this channel's topic to every subscriber but this channel (P73).
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
-        self.pubsub.broadcast_from(self.id(), &self.link.topic, event, payload)
+        let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
+        self.pubsub.send(Some(self.id()), broadcast, true, Some(&self.inbox))
     }
 
     /// A handle for replying to the message being handled, later and from any thread

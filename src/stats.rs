@@ -63,8 +63,11 @@ counters! {
     broadcasts,
     /// Frames encoded by the fastlane: at most one per wire format per broadcast.
     broadcast_encodes,
-    /// Broadcast deliveries queued on connections by the fastlane.
+    /// Broadcast deliveries handed to connections by the fastlane.
     fastlane_deliveries,
+    /// Fastlane deliveries the publishing thread wrote to the socket itself; the others
+    /// went through the connections' reactors (see `fastlane_deliveries`).
+    fastlane_direct,
     /// Broadcasts dropped for a subscriber whose queue or mailbox was full.
     broadcasts_dropped,
     /// Connections refused at the handshake (any status).

@@ -346,6 +346,63 @@ fn local_broadcast_and_local_broadcast_from_deliver_on_this_node() {
     assert!(sub.try_recv().is_none());
 }
 
+// --- Who writes a broadcast ---------------------------------------------------------------
+
+/// Each of `clients` must next receive the `seq` broadcasts 0..count on `topic`, in order.
+fn expect_sequence(clients: &mut [Client], topic: &str, count: u64) {
+    for client in clients {
+        for n in 0..count {
+            expect_broadcast(client, topic, "seq", json!({"n": n}));
+        }
+    }
+}
+
+#[test]
+fn a_lone_broadcast_is_written_by_its_publisher_and_a_burst_mostly_by_the_reactors() {
+    let server = start();
+    let topic = "room:pacing";
+    let mut publisher = server.joined(topic);
+    let mut subscribers: Vec<Client> = (0..30).map(|_| server.joined(topic)).collect();
+    // Let every reactor finish with the join replies, so each connection is idle.
+    std::thread::sleep(Duration::from_millis(100));
+
+    let before = server.endpoint.stats();
+    let reply = publisher.push(topic, "broadcast_burst", json!({"count": 1})).unwrap();
+    assert_eq!(reply.status, "ok");
+    expect_sequence(&mut subscribers, topic, 1);
+    let lone = server.endpoint.stats();
+    assert_eq!(lone.fastlane_deliveries - before.fastlane_deliveries, 30);
+    let direct = lone.fastlane_direct - before.fastlane_direct;
+    assert!(direct >= 20, "a lone broadcast to idle connections went through the reactors: {direct} of 30 direct");
+
+    // 100 broadcasts back to back: the topic is busy, so frames queue and are batched.
+    let reply = publisher.push(topic, "broadcast_burst", json!({"count": 100})).unwrap();
+    assert_eq!(reply.status, "ok");
+    expect_sequence(&mut subscribers, topic, 100);
+    let burst = server.endpoint.stats();
+    assert_eq!(burst.fastlane_deliveries - lone.fastlane_deliveries, 3000);
+    let direct = burst.fastlane_direct - lone.fastlane_direct;
+    assert!(direct < 1500, "a burst was written mostly by its publisher: {direct} of 3000 direct");
+}
+
+#[test]
+fn a_publisher_with_mail_waiting_hands_the_rest_of_its_fan_out_to_the_reactors() {
+    let server = start();
+    let topic = "room:handoff";
+    let mut publisher = server.joined(topic);
+    let mut subscribers: Vec<Client> = (0..200).map(|_| server.joined(topic)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+
+    let before = server.endpoint.stats();
+    let reply = publisher.push(topic, "broadcast_burst", json!({"count": 1, "mail_first": true})).unwrap();
+    assert_eq!(reply.status, "ok");
+    expect_sequence(&mut subscribers, topic, 1);
+    let after = server.endpoint.stats();
+    assert_eq!(after.fastlane_deliveries - before.fastlane_deliveries, 200);
+    let direct = after.fastlane_direct - before.fastlane_direct;
+    assert!(direct < 100, "the publisher kept writing with mail waiting: {direct} of 200 direct");
+}
+
 // --- Slow consumers ---------------------------------------------------------------------
 
 #[test]

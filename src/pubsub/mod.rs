@@ -5,11 +5,13 @@
 //! operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
 //! result is `broadcast`.
 
+mod pacer;
 mod registry;
 
 pub(crate) use registry::{ChannelSubscriber, Registry, Subscriber, SubscriptionId};
 
 use crate::error::Error;
+use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::payload::Payload;
 use crate::stats::Stats;
@@ -77,7 +79,7 @@ impl PubSub {
     ///
     /// The payload must be a JSON object or bytes (P33). Bytes reach V2 subscribers only.
     pub fn broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
-        self.send(None, Broadcast::new(topic, event, payload), true)
+        self.send(None, Broadcast::new(topic, event, payload), true, None)
     }
 
     /// Like [`broadcast`](PubSub::broadcast), skipping the subscriptions of `from` (P73).
@@ -88,12 +90,12 @@ impl PubSub {
         event: &str,
         payload: impl Into<Payload>,
     ) -> Result<(), Error> {
-        self.send(Some(from), Broadcast::new(topic, event, payload), true)
+        self.send(Some(from), Broadcast::new(topic, event, payload), true, None)
     }
 
     /// Broadcasts on this node only.
     pub fn local_broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
-        self.send(None, Broadcast::new(topic, event, payload), false)
+        self.send(None, Broadcast::new(topic, event, payload), false, None)
     }
 
     /// Broadcasts on this node only, skipping the subscriptions of `from`.
@@ -104,20 +106,28 @@ impl PubSub {
         event: &str,
         payload: impl Into<Payload>,
     ) -> Result<(), Error> {
-        self.send(Some(from), Broadcast::new(topic, event, payload), false)
+        self.send(Some(from), Broadcast::new(topic, event, payload), false, None)
     }
 
     /// Fans out a broadcast that an [`Adapter`] received from another node, on this node only.
     pub fn deliver_remote(&self, broadcast: Broadcast) {
-        self.inner.registry.dispatch(&Arc::new(broadcast), None, &self.inner.stats);
+        self.inner.registry.dispatch(&Arc::new(broadcast), None, None, &self.inner.stats);
     }
 
-    pub(crate) fn send(&self, from: Option<SubscriberId>, broadcast: Broadcast, remote: bool) -> Result<(), Error> {
+    /// Fans out locally, then to other nodes if `remote`. `publisher` is the mailbox of
+    /// the channel publishing, if one is (see `Registry::dispatch`).
+    pub(crate) fn send(
+        &self,
+        from: Option<SubscriberId>,
+        broadcast: Broadcast,
+        remote: bool,
+        publisher: Option<&Inbox>,
+    ) -> Result<(), Error> {
         if !broadcast.payload.is_pushable() {
             return Err(Error::Encode(crate::serializer::EncodeError::NotAnObject));
         }
         let broadcast = Arc::new(broadcast);
-        self.inner.registry.dispatch(&broadcast, from.map(|f| f.0), &self.inner.stats);
+        self.inner.registry.dispatch(&broadcast, from.map(|f| f.0), publisher, &self.inner.stats);
         if remote && let Some(adapter) = &self.inner.adapter {
             adapter.publish(&broadcast).map_err(|err| Error::Io(std::io::Error::other(err)))?;
         }

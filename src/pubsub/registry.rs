@@ -4,6 +4,10 @@
 //! Subscribing and unsubscribing are O(1) amortised: each topic keeps its subscribers
 //! in a vector plus an index from subscription id to position, and removal swaps the
 //! last entry into the hole.
+//!
+//! A fan-out that its topic's [`Pacer`] lets the publisher write itself collects the
+//! subscribers' queues under the shard's read lock and writes after releasing it, so
+//! joins and leaves in the shard never wait for socket writes.
 
 use crate::channel::Info;
 use crate::channel_thread::ChannelMsg;
@@ -11,12 +15,19 @@ use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::serializer::{Frame, Serializer};
 use crate::stats::{self, Stats};
-use crate::transport::outbound::{Outbound, Refused};
+use crate::transport::outbound::{Delivery, OutItem, Outbound, Pushed, Refused};
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::Instant;
+
+use super::pacer::Pacer;
+
+/// How many direct writes a publisher makes between looks at its own mailbox: once it
+/// has messages waiting, it hands the rest of the fan-out to the reactors.
+const MAILBOX_CHECK_EVERY: usize = 64;
 
 /// One subscription's id, unique for the registry's lifetime. A channel's subscription
 /// to its own topic uses the channel's instance id, which is also its owner id.
@@ -49,17 +60,25 @@ pub(crate) struct ChannelSubscriber {
 struct TopicSubscribers {
     entries: Vec<(SubscriptionId, Subscriber)>,
     position: HashMap<SubscriptionId, usize>,
+    /// Shared so that a direct fan-out can report to it after releasing the shard.
+    pacer: Arc<Pacer>,
 }
 
 pub(crate) struct Registry {
     shards: Box<[RwLock<HashMap<String, TopicSubscribers>>]>,
     hasher: RandomState,
+    /// The pacers' clock.
+    epoch: Instant,
 }
 
 impl Registry {
     pub(crate) fn new(shards: usize) -> Self {
         let shards = (0..shards.max(1)).map(|_| RwLock::new(HashMap::new())).collect();
-        Registry { shards, hasher: RandomState::new() }
+        Registry { shards, hasher: RandomState::new(), epoch: Instant::now() }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
     }
 
     fn shard(&self, topic: &str) -> &RwLock<HashMap<String, TopicSubscribers>> {
@@ -102,11 +121,24 @@ impl Registry {
 
     /// Delivers `broadcast` to every subscriber of its topic except those owned by
     /// `from`. Fastlane frames are encoded at most once per wire format (P74).
-    pub(crate) fn dispatch(&self, broadcast: &Arc<Broadcast>, from: Option<u64>, stats: &Stats) {
+    ///
+    /// `publisher` is the publishing channel's mailbox, if a channel publishes: a
+    /// direct fan-out stops writing once the channel has messages waiting.
+    pub(crate) fn dispatch(
+        &self,
+        broadcast: &Arc<Broadcast>,
+        from: Option<u64>,
+        publisher: Option<&Inbox>,
+        stats: &Stats,
+    ) {
         stats::incr(stats.broadcasts());
+        let started = self.now();
         let shard = self.shard(&broadcast.topic).read();
         let Some(subscribers) = shard.get(&broadcast.topic) else { return };
+        let pacer = subscribers.pacer.clone();
+        let direct = pacer.try_direct(started);
         let mut frames: [Option<Option<Frame>>; 2] = [None, None];
+        let mut to_write: Vec<(Arc<Outbound>, Frame)> = Vec::new();
         let mut fastlane = 0;
         for (_, subscriber) in &subscribers.entries {
             match subscriber {
@@ -121,13 +153,13 @@ impl Registry {
                         continue;
                     }
                     let slot = &mut frames[channel.serializer.index()];
-                    let frame = slot.get_or_insert_with(|| encode(channel.serializer, broadcast, stats));
-                    if let Some(frame) = frame {
-                        match channel.outbound.push_frame(None, frame.clone()) {
-                            Ok(()) => fastlane += 1,
-                            Err(Refused::Full) => stats::incr(stats.broadcasts_dropped()),
-                            Err(Refused::Closed) => {}
-                        }
+                    let Some(frame) = slot.get_or_insert_with(|| encode(channel.serializer, broadcast, stats)) else {
+                        continue;
+                    };
+                    if direct {
+                        to_write.push((channel.outbound.clone(), frame.clone()));
+                    } else {
+                        fastlane += deliver(&channel.outbound, frame.clone(), Delivery::Queue, stats);
                     }
                 }
                 Subscriber::Info { owner, inbox } => {
@@ -149,12 +181,46 @@ impl Registry {
                 }
                 Subscriber::Connection(outbound) => {
                     if broadcast.event == "disconnect" {
-                        let _ = outbound.push_control(crate::transport::outbound::OutItem::Disconnect);
+                        let _ = outbound.push_control(OutItem::Disconnect);
                     }
                 }
             }
         }
+        drop(shard);
+        if direct {
+            let total = to_write.len();
+            let mut written = total;
+            for (i, (outbound, frame)) in to_write.into_iter().enumerate() {
+                if written == total
+                    && i % MAILBOX_CHECK_EVERY == MAILBOX_CHECK_EVERY - 1
+                    && publisher.is_some_and(Inbox::has_mail)
+                {
+                    written = i;
+                }
+                let delivery = if i < written { Delivery::WriteIfIdle } else { Delivery::Queue };
+                fastlane += deliver(&outbound, frame, delivery, stats);
+            }
+            pacer.end_direct(started, self.now(), written, total);
+        } else {
+            pacer.end_queued(self.now());
+        }
         stats::add(stats.fastlane_deliveries(), fastlane);
+    }
+}
+
+/// Hands a fastlane frame to a connection; returns how many deliveries it made (0 or 1).
+fn deliver(outbound: &Outbound, frame: Frame, delivery: Delivery, stats: &Stats) -> u64 {
+    match outbound.push_frame(None, frame, delivery) {
+        Ok(Pushed::Written) => {
+            stats::incr(stats.fastlane_direct());
+            1
+        }
+        Ok(Pushed::Queued) => 1,
+        Err(Refused::Full) => {
+            stats::incr(stats.broadcasts_dropped());
+            0
+        }
+        Err(Refused::Closed) => 0,
     }
 }
 
@@ -198,7 +264,7 @@ mod tests {
         registry.unsubscribe(99, "t");
         assert_eq!(registry.count("t"), 8);
         let stats = Stats::default();
-        registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), Some(5), &stats);
+        registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), Some(5), None, &stats);
         let got: Vec<usize> = receivers.iter().map(|rx| rx.len()).collect();
         assert_eq!(got, [0, 1, 1, 0, 1, 0, 1, 1, 1, 1]);
     }
@@ -210,7 +276,7 @@ mod tests {
         registry.subscribe(1, "t", sub);
         let stats = Stats::default();
         for _ in 0..150 {
-            registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), None, &stats);
+            registry.dispatch(&Arc::new(Broadcast::new("t", "e", serde_json::json!({}))), None, None, &stats);
         }
         assert_eq!(rx.len(), 100);
         assert_eq!(stats.snapshot().broadcasts_dropped, 50);

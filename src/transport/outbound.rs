@@ -7,13 +7,14 @@
 //! producer that finds it full marks the connection as a slow consumer and the reactor
 //! closes it. Control notices are never refused: they are few (one or two per channel).
 //!
-//! A channel's own frames (pushes and replies) skip the reactor when it has nothing
-//! to do for the connection: the queue is empty and the reactor has no bytes of its own
-//! waiting, so the producing thread writes the frame to the socket itself, under the
-//! queue's lock. This saves a reactor wake-up per reply. Every socket write, the
-//! reactor's included, happens while this lock says the writer owns the socket, so
-//! frames never interleave and keep their order. Broadcasts always go through the
-//! reactor: one thread writing to thousands of sockets would hold up its channel.
+//! A frame can skip the reactor when it has nothing to do for the connection: the
+//! queue is empty and the reactor has no bytes of its own waiting, so the producing
+//! thread writes the frame to the socket itself, under the queue's lock. This saves a
+//! reactor wake-up per frame. Every socket write, the reactor's included, happens while
+//! this lock says the writer owns the socket, so frames never interleave and keep their
+//! order. A channel's own pushes and replies always may; a broadcast may when its
+//! topic's pacer says so (`pubsub/pacer.rs`), since under load the reactor's batched
+//! writes cost less.
 
 use super::reactor::{ConnKey, Mailbox};
 use crate::serializer::Frame;
@@ -56,6 +57,24 @@ impl Default for OutboundLimits {
     fn default() -> Self {
         OutboundLimits { max_frames: 10_000, max_bytes: 4 * 1024 * 1024 }
     }
+}
+
+/// Whether the producing thread may write a frame to the socket itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Write it now if the reactor is idle for the connection; queue it otherwise.
+    WriteIfIdle,
+    /// Queue it for the reactor.
+    Queue,
+}
+
+/// What became of a frame that was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// The producing thread wrote all of it to the socket.
+    Written,
+    /// It waits for the reactor (or was dropped for a killed instance).
+    Queued,
 }
 
 /// Why a frame was not queued.
@@ -119,25 +138,31 @@ impl Outbound {
         Outbound { key, mailbox, limits, stats, state: Mutex::new(state) }
     }
 
-    /// Writes a channel's frame directly when the reactor is idle for this connection,
-    /// and queues it (within the limits) otherwise. Frames of a killed instance are dropped.
-    pub(crate) fn push_frame(&self, from: Option<InstanceId>, frame: Frame) -> Result<(), Refused> {
+    /// Writes a frame directly when `delivery` allows it and the reactor is idle for this
+    /// connection, and queues it (within the limits) otherwise. Frames of a killed
+    /// instance are dropped.
+    pub(crate) fn push_frame(
+        &self,
+        from: Option<InstanceId>,
+        frame: Frame,
+        delivery: Delivery,
+    ) -> Result<Pushed, Refused> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
         if from.is_some_and(|instance| state.killed.contains(&instance)) {
-            return Ok(());
+            return Ok(Pushed::Queued);
         }
         // A frame partly written must be finished whatever happens to its channel, so
         // its remainder is queued without a sender (never dropped for a killed instance).
         let (frame, from) = match (&state.stream, from) {
-            (Some(stream), Some(_)) if state.reactor_idle && state.items.is_empty() => {
+            (Some(stream), _) if delivery == Delivery::WriteIfIdle && state.reactor_idle && state.items.is_empty() => {
                 match (&**stream).write(frame.as_bytes()) {
                     Ok(n) if n == frame.len() => {
                         stats::add(self.stats.bytes_out(), n as u64);
                         stats::incr(self.stats.frames_out());
-                        return Ok(());
+                        return Ok(Pushed::Written);
                     }
                     Ok(n) => {
                         stats::add(self.stats.bytes_out(), n as u64);
@@ -160,7 +185,7 @@ impl Outbound {
         state.bytes += frame.len();
         state.items.push(OutItem::Frame { from, frame });
         self.schedule(state);
-        Ok(())
+        Ok(Pushed::Queued)
     }
 
     /// Queues a control notice (or a join reply); refused only once the connection is closed.
@@ -273,13 +298,14 @@ mod tests {
         let limits = OutboundLimits { max_frames: 3, max_bytes: usize::MAX };
         let key = ConnKey { slot: 0, serial: 0 };
         let outbound = Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None);
-        outbound.push_frame(Some(1), frame()).unwrap();
-        outbound.push_frame(Some(2), frame()).unwrap();
-        outbound.push_frame(None, frame()).unwrap();
+        let queue = |from| outbound.push_frame(from, frame(), Delivery::Queue).unwrap();
+        queue(Some(1));
+        queue(Some(2));
+        queue(None);
         outbound.kill(1);
         // The dropped frame no longer counts against the limit, and later ones are dropped.
-        outbound.push_frame(Some(2), frame()).unwrap();
-        outbound.push_frame(Some(1), frame()).unwrap();
+        queue(Some(2));
+        queue(Some(1));
         let mut items = Vec::new();
         outbound.take(&mut items);
         let senders: Vec<Option<InstanceId>> = items

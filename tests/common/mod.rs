@@ -258,6 +258,18 @@ impl Channel for Room {
                     Err(err) => Handled::reply_error(json!({"error": err.to_string()})),
                 }
             }
+            "broadcast_burst" => {
+                // `count` broadcasts in a row to the others. With `mail_first` the channel
+                // first sends itself a message, so it has mail waiting while it fans out.
+                if payload.get("mail_first").and_then(Value::as_bool) == Some(true) {
+                    socket.handle().send(()).expect("a joined channel takes messages");
+                }
+                let count = payload.get("count").and_then(Value::as_u64).unwrap_or(1);
+                for n in 0..count {
+                    socket.broadcast_from("seq", json!({"n": n})).expect("a broadcast from a joined channel");
+                }
+                Handled::ok()
+            }
             "subscribe" => {
                 socket.subscribe(str_of(&payload, "topic").unwrap_or("extra"));
                 Handled::ok()
