@@ -319,7 +319,12 @@ impl EndpointBuilder {
             }
             config.max_channel_threads = limit;
         }
-        let pubsub = PubSub::new(config.registry_shards, stats.clone(), self.adapter, config.subscription_capacity);
+        // A fan-out can be written by its publisher and every reactor at once, as far as
+        // the process has cores for them.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let writers = cores.min(config.reactors + 1);
+        let pubsub =
+            PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
         let presence = Presence::start(pubsub.clone(), config.presence_window)?;
         let shared = Arc::new(Shared {
             mounts: self.mounts.into_iter().map(|(path, socket)| Arc::new(Mount::new(&path, socket))).collect(),

@@ -346,7 +346,7 @@ mod tests {
     use std::sync::Arc;
 
     fn presence() -> (Arc<Presence>, PubSub) {
-        let pubsub = PubSub::new(4, Arc::new(Stats::default()), None, 100);
+        let pubsub = PubSub::new(4, 1, Arc::new(Stats::default()), None, 100);
         (Presence::start(pubsub.clone(), Duration::from_millis(20)).unwrap(), pubsub)
     }
 

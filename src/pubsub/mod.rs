@@ -53,15 +53,17 @@ pub struct PubSub {
 }
 
 impl PubSub {
+    /// `fanout_writers`: how many threads can write one broadcast in parallel.
     pub(crate) fn new(
         shards: usize,
+        fanout_writers: usize,
         stats: Arc<Stats>,
         adapter: Option<Arc<dyn Adapter>>,
         subscription_capacity: usize,
     ) -> Self {
         PubSub {
             inner: Arc::new(Inner {
-                registry: Registry::new(shards),
+                registry: Registry::new(shards, fanout_writers),
                 stats,
                 adapter,
                 ids: AtomicU64::new(1),

@@ -32,11 +32,12 @@ impl Pacer {
     }
 
     /// A direct fan-out that began at `started` ended at `now`, having written `written`
-    /// of `total` deliveries itself (the rest were handed to the reactors).
-    pub(crate) fn end_direct(&self, started: u64, now: u64, written: usize, total: usize) {
+    /// of the `planned` deliveries it meant to write itself (the rest were handed to the
+    /// reactors when the publisher had other work).
+    pub(crate) fn end_direct(&self, started: u64, now: u64, written: usize, planned: usize) {
         if written > 0 {
             let per_delivery = now.saturating_sub(started) / written as u64;
-            self.direct_cost.store(per_delivery.saturating_mul(total as u64), Ordering::Relaxed);
+            self.direct_cost.store(per_delivery.saturating_mul(planned as u64), Ordering::Relaxed);
         }
         self.quiet_since.fetch_max(now, Ordering::Relaxed);
         self.direct_busy.store(false, Ordering::Release);
@@ -67,7 +68,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fan_out_handed_off_half_way_is_costed_for_every_subscriber() {
+    fn a_fan_out_handed_off_half_way_is_costed_as_if_it_had_finished() {
         let pacer = Pacer::default();
         assert!(pacer.try_direct(0));
         pacer.end_direct(0, 1_000, 10, 40);

@@ -29,6 +29,10 @@ use super::pacer::Pacer;
 /// has messages waiting, it hands the rest of the fan-out to the reactors.
 const MAILBOX_CHECK_EVERY: usize = 64;
 
+/// A direct fan-out to more subscribers than this is shared with the reactors when the
+/// process has more than one core: they write their part in parallel.
+const SHARE_ABOVE: usize = 256;
+
 /// One subscription's id, unique for the registry's lifetime. A channel's subscription
 /// to its own topic uses the channel's instance id, which is also its owner id.
 pub(crate) type SubscriptionId = u64;
@@ -69,12 +73,16 @@ pub(crate) struct Registry {
     hasher: RandomState,
     /// The pacers' clock.
     epoch: Instant,
+    /// Threads that can write one fan-out in parallel: the publisher and the reactors,
+    /// as far as the process has cores for them.
+    writers: usize,
 }
 
 impl Registry {
-    pub(crate) fn new(shards: usize) -> Self {
+    /// `writers`: how many threads can write one fan-out in parallel (at least 1).
+    pub(crate) fn new(shards: usize, writers: usize) -> Self {
         let shards = (0..shards.max(1)).map(|_| RwLock::new(HashMap::new())).collect();
-        Registry { shards, hasher: RandomState::new(), epoch: Instant::now() }
+        Registry { shards, hasher: RandomState::new(), epoch: Instant::now(), writers: writers.max(1) }
     }
 
     fn now(&self) -> u64 {
@@ -188,10 +196,17 @@ impl Registry {
         }
         drop(shard);
         if direct {
-            let total = to_write.len();
-            let mut written = total;
+            // The reactors' share is queued first, so that they write while we do.
+            let planned = match to_write.len() {
+                total if total > SHARE_ABOVE => total.div_ceil(self.writers),
+                total => total,
+            };
+            for (outbound, frame) in to_write.drain(planned..) {
+                fastlane += deliver(&outbound, frame, Delivery::Queue, stats);
+            }
+            let mut written = planned;
             for (i, (outbound, frame)) in to_write.into_iter().enumerate() {
-                if written == total
+                if written == planned
                     && i % MAILBOX_CHECK_EVERY == MAILBOX_CHECK_EVERY - 1
                     && publisher.is_some_and(Inbox::has_mail)
                 {
@@ -200,7 +215,7 @@ impl Registry {
                 let delivery = if i < written { Delivery::WriteIfIdle } else { Delivery::Queue };
                 fastlane += deliver(&outbound, frame, delivery, stats);
             }
-            pacer.end_direct(started, self.now(), written, total);
+            pacer.end_direct(started, self.now(), written, planned);
         } else {
             pacer.end_queued(self.now());
         }
@@ -252,7 +267,7 @@ mod tests {
 
     #[test]
     fn unsubscribe_removes_exactly_one_subscription() {
-        let registry = Registry::new(4);
+        let registry = Registry::new(4, 1);
         let mut receivers = Vec::new();
         for id in 0..10 {
             let (sub, rx) = plain(id);
@@ -271,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_full_plain_subscription_drops_and_counts_the_overflow() {
-        let registry = Registry::new(1);
+        let registry = Registry::new(1, 1);
         let (sub, rx) = plain(1);
         registry.subscribe(1, "t", sub);
         let stats = Stats::default();
@@ -284,7 +299,7 @@ mod tests {
 
     #[test]
     fn last_unsubscribe_drops_the_topic() {
-        let registry = Registry::new(1);
+        let registry = Registry::new(1, 1);
         let (sub, _rx) = plain(1);
         registry.subscribe(1, "t", sub);
         registry.unsubscribe(1, "t");
