@@ -446,3 +446,47 @@ fn a_client_that_never_reads_is_closed_with_1008_while_others_keep_receiving() {
     assert_alive(&mut good);
     server.wait_terminate("room:flood", "{shutdown, closed}");
 }
+
+#[test]
+fn a_broadcast_written_in_part_to_a_slow_client_is_finished_before_the_close_frame() {
+    // Large broadcasts, each alone, written by the publisher to a client that reads
+    // nothing, until the queue overflows. Whatever reached the socket, in whole or in
+    // part, must be finished: the client reads whole broadcasts in order, then 1008.
+    // (The write-queue unit tests pin the case of a frame written in part.)
+    let server =
+        server().mount("/slow", |s| s.outbound_limits(OutboundLimits { max_frames: 2, max_bytes: 1 << 24 })).start();
+    let mut slow = RawWs::connect(&server.addr, "/slow/websocket?vsn=2.0.0");
+    slow.send_json(&json!(["1", "1", "room:big", "phx_join", {}]));
+    assert_eq!(slow.read_json()[4]["status"], json!("ok"));
+    std::thread::sleep(Duration::from_millis(50));
+
+    let filler = "b".repeat(256 * 1024);
+    let mut sent = 0u64;
+    while sent < 400 && server.endpoint.stats().slow_consumer_closes == 0 {
+        server.endpoint.broadcast("room:big", "big", json!({"n": sent, "filler": filler})).unwrap();
+        sent += 1;
+        // Quiet in between, so that each broadcast is written by the publisher.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    assert_eq!(server.endpoint.stats().slow_consumer_closes, 1, "not closed after {sent} broadcasts");
+    assert!(server.endpoint.stats().fastlane_direct > 0, "no broadcast was written by its publisher");
+
+    slow.set_read_timeout(Duration::from_secs(10));
+    let mut next = 0u64;
+    loop {
+        match slow.read_frame() {
+            Ok((OP_CLOSE, payload)) => {
+                assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1008);
+                break;
+            }
+            Ok((opcode, payload)) => {
+                let frame: Value = serde_json::from_slice(&payload)
+                    .unwrap_or_else(|err| panic!("broadcast {next} arrived broken ({err}), opcode {opcode}"));
+                assert_eq!(frame[4]["n"], json!(next), "broadcasts arrive whole and in order");
+                next += 1;
+            }
+            Err(err) => panic!("the connection ended without a close frame after {next} broadcasts ({err})"),
+        }
+    }
+    assert!(next > 0 && next < sent, "{next} of {sent} broadcasts arrived");
+}

@@ -50,11 +50,6 @@ impl Frame {
         &self.bytes[header_len(self.bytes.len())..]
     }
 
-    /// What is left of the frame after its first `written` bytes went out.
-    pub(crate) fn remainder(&self, written: usize) -> Frame {
-        Frame { bytes: self.bytes.slice(written..), binary: self.binary }
-    }
-
     /// A close frame with `code` and a reason (truncated to fit a control frame).
     pub fn close(code: u16, reason: &str) -> Frame {
         // Control frame payloads are at most 125 bytes: 2 for the code, 123 for the reason.

@@ -19,6 +19,7 @@
 use super::reactor::{ConnKey, Mailbox};
 use crate::serializer::Frame;
 use crate::stats::{self, Stats};
+use bytes::Bytes;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -107,6 +108,9 @@ struct State {
     /// The reactor has nothing queued or taken for this connection, so a producer may
     /// write to the socket directly.
     reactor_idle: bool,
+    /// The rest of a frame a producer wrote only in part. It goes to the front of the
+    /// reactor's write queue, ahead of everything, and is never dropped.
+    unfinished: Option<Bytes>,
     /// Channel instances replaced by a duplicate join: their frames are dropped (5.12).
     killed: HashSet<InstanceId>,
 }
@@ -114,6 +118,8 @@ struct State {
 /// What the reactor takes from the queue in one go.
 pub(crate) struct Taken {
     pub(crate) overflowed: bool,
+    /// The rest of a frame a producer wrote in part: to be written before anything else.
+    pub(crate) unfinished: Option<Bytes>,
 }
 
 impl Outbound {
@@ -133,6 +139,7 @@ impl Outbound {
             overflowed: false,
             stream,
             reactor_idle: false,
+            unfinished: None,
             killed: HashSet::new(),
         };
         Outbound { key, mailbox, limits, stats, state: Mutex::new(state) }
@@ -154,26 +161,29 @@ impl Outbound {
         if from.is_some_and(|instance| state.killed.contains(&instance)) {
             return Ok(Pushed::Queued);
         }
-        // A frame partly written must be finished whatever happens to its channel, so
-        // its remainder is queued without a sender (never dropped for a killed instance).
-        let (frame, from) = match (&state.stream, from) {
-            (Some(stream), _) if delivery == Delivery::WriteIfIdle && state.reactor_idle && state.items.is_empty() => {
-                match (&**stream).write(frame.as_bytes()) {
-                    Ok(n) if n == frame.len() => {
-                        stats::add(self.stats.bytes_out(), n as u64);
-                        stats::incr(self.stats.frames_out());
-                        return Ok(Pushed::Written);
-                    }
-                    Ok(n) => {
-                        stats::add(self.stats.bytes_out(), n as u64);
-                        (frame.remainder(n), None)
-                    }
-                    // WouldBlock, or an error the reactor meets again and handles on its flush.
-                    Err(_) => (frame, from),
+        if let (Some(stream), Delivery::WriteIfIdle) = (&state.stream, delivery)
+            && state.reactor_idle
+            && state.items.is_empty()
+        {
+            match (&**stream).write(frame.as_bytes()) {
+                Ok(n) if n == frame.len() => {
+                    stats::add(self.stats.bytes_out(), n as u64);
+                    stats::incr(self.stats.frames_out());
+                    return Ok(Pushed::Written);
                 }
+                Ok(n) => {
+                    // The frame is on the wire in part: its rest must follow before any
+                    // other byte, whatever the limits or the fate of its channel.
+                    stats::add(self.stats.bytes_out(), n as u64);
+                    state.unfinished = Some(frame.as_bytes().slice(n..));
+                    state.reactor_idle = false;
+                    self.schedule(state);
+                    return Ok(Pushed::Queued);
+                }
+                // WouldBlock, or an error the reactor meets again and handles on its flush.
+                Err(_) => {}
             }
-            _ => (frame, from),
-        };
+        }
         state.reactor_idle = false;
         if state.frames + 1 > self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
             state.closed = true;
@@ -221,19 +231,22 @@ impl Outbound {
             state.reactor_idle = false;
         }
         into.append(&mut state.items);
-        Taken { overflowed: state.overflowed }
+        Taken { overflowed: state.overflowed, unfinished: state.unfinished.take() }
     }
 
-    /// Reactor side: it is about to write to the socket; producers must queue.
-    pub(crate) fn reactor_busy(&self) {
-        self.state.lock().reactor_idle = false;
+    /// Reactor side: it is about to write to the socket; producers must queue. Returns
+    /// the rest of a frame a producer wrote in part, which must be written first.
+    pub(crate) fn reactor_busy(&self) -> Option<Bytes> {
+        let mut state = self.state.lock();
+        state.reactor_idle = false;
+        state.unfinished.take()
     }
 
     /// Reactor side: its write queue is empty; producers may write directly once the
     /// queue is empty too.
     pub(crate) fn reactor_idle(&self) {
         let mut state = self.state.lock();
-        state.reactor_idle = state.items.is_empty();
+        state.reactor_idle = state.items.is_empty() && state.unfinished.is_none();
     }
 
     /// A duplicate join replaced `instance`: drop its frames from now on.

@@ -455,6 +455,9 @@ impl Reactor {
         };
         let State::Open { session, .. } = &mut conn.state else { return self.items = items };
         let taken = session.outbound.take(&mut items);
+        if let Some(rest) = taken.unfinished {
+            conn.writes.push_front_rest(rest);
+        }
         let mut disconnect = false;
         for item in items.drain(..) {
             if session.apply(item, &mut conn.writes).is_err() {
@@ -487,6 +490,10 @@ impl Reactor {
         let stats = self.shared.stats.clone();
         let Some(conn) = self.conn(slot) else { return };
         if let State::Open { session, .. } = &mut conn.state {
+            // A frame a producer left half written must still be finished.
+            if let Some(rest) = session.outbound.reactor_busy() {
+                conn.writes.push_front_rest(rest);
+            }
             session.end(&stop);
             stats::decr(stats.connections());
         }
@@ -517,8 +524,9 @@ impl Reactor {
         };
         if !conn.writes.is_empty()
             && let Some(outbound) = outbound
+            && let Some(rest) = outbound.reactor_busy()
         {
-            outbound.reactor_busy();
+            conn.writes.push_front_rest(rest);
         }
         let result = conn.writes.flush(&mut &*conn.stream);
         if conn.writes.is_empty()

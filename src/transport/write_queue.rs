@@ -12,6 +12,8 @@ struct Entry {
     bytes: Bytes,
     /// Whether the frame counts against the connection's outbound limits.
     counted: bool,
+    /// The rest of a frame whose start is already on the wire: it is never discarded.
+    started: bool,
 }
 
 #[derive(Default)]
@@ -36,12 +38,19 @@ pub(crate) struct Written {
 impl WriteQueue {
     /// Queues a frame that counts against the outbound limits.
     pub(crate) fn push_counted(&mut self, bytes: Bytes) {
-        self.entries.push_back(Entry { bytes, counted: true });
+        self.entries.push_back(Entry { bytes, counted: true, started: false });
     }
 
     /// Queues a frame of the connection's own (a reply to a heartbeat, a close frame).
     pub(crate) fn push(&mut self, bytes: Bytes) {
-        self.entries.push_back(Entry { bytes, counted: false });
+        self.entries.push_back(Entry { bytes, counted: false, started: false });
+    }
+
+    /// Puts the rest of a frame another thread began writing ahead of everything. Only
+    /// while nothing here is started: the socket had no other writer then.
+    pub(crate) fn push_front_rest(&mut self, bytes: Bytes) {
+        debug_assert!(self.offset == 0 && !self.entries.front().is_some_and(|e| e.started));
+        self.entries.push_front(Entry { bytes, counted: false, started: true });
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -50,7 +59,7 @@ impl WriteQueue {
 
     /// Drops every frame not yet started; returns the counted frames and bytes dropped.
     pub(crate) fn discard_unstarted(&mut self) -> (usize, usize) {
-        let keep = usize::from(self.offset > 0);
+        let keep = usize::from(self.offset > 0 || self.entries.front().is_some_and(|e| e.started));
         let (mut frames, mut bytes) = (0, 0);
         for entry in self.entries.drain(keep..) {
             if entry.counted {
@@ -171,6 +180,18 @@ mod tests {
         let written = queue.flush(&mut out).unwrap();
         assert_eq!((written.frames, written.counted_frames), (1, 0));
         assert_eq!(out.data, b"helloworld");
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_begun_elsewhere_goes_first_and_is_never_discarded() {
+        let mut queue = WriteQueue::default();
+        queue.push(Bytes::from_static(b"pong"));
+        queue.push_counted(Bytes::from_static(b"next"));
+        queue.push_front_rest(Bytes::from_static(b"-rest"));
+        assert_eq!(queue.discard_unstarted(), (1, 4));
+        let mut out = Throttled { data: Vec::new(), room: 100, calls: 0 };
+        queue.flush(&mut out).unwrap();
+        assert_eq!(out.data, b"-rest");
     }
 
     #[test]
