@@ -46,9 +46,14 @@ pub(crate) struct EndpointConfig {
     pub(crate) drain_batch_interval: Duration,
 }
 
+/// The cores this process may run on (its CPU affinity and quota included).
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Default for EndpointConfig {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = available_cores();
         EndpointConfig {
             reactors: cores,
             connect_workers: cores.max(2),
@@ -321,8 +326,7 @@ impl EndpointBuilder {
         }
         // A fan-out can be written by its publisher and every reactor at once, as far as
         // the process has cores for them.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let writers = cores.min(config.reactors + 1);
+        let writers = available_cores().min(config.reactors + 1);
         let pubsub =
             PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
         let presence = Presence::start(pubsub.clone(), config.presence_window)?;
