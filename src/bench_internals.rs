@@ -3,7 +3,7 @@
 
 use crate::inbox::Inbox;
 use crate::message::Broadcast;
-use crate::pubsub::{ChannelSubscriber, PubSub, Subscriber};
+use crate::pubsub::{ChannelSubscriber, PubSub, Reach};
 use crate::serializer::Serializer;
 use crate::stats::Stats;
 use crate::transport::mailbox::{ConnKey, Mailbox};
@@ -33,23 +33,22 @@ impl FanoutFixture {
             })
             .collect();
         for (i, outbound) in outbounds.iter().enumerate() {
-            let id = pubsub.next_id();
             let serializer = if i % 2 == 0 { Serializer::V1 } else { Serializer::V2 };
             let subscriber = ChannelSubscriber {
-                owner: id,
+                owner: pubsub.next_id(),
                 outbound: outbound.clone(),
                 serializer,
                 intercepts: Arc::from([]),
                 inbox: Inbox::new(16).0,
             };
-            pubsub.inner.registry.subscribe(id, "bench", Subscriber::Channel(subscriber));
+            pubsub.subscribe_channel("bench", subscriber, || {});
         }
         Ok(FanoutFixture { pubsub, outbounds, _poll: poll })
     }
 
     /// One broadcast on the topic: registry lookup, encode, enqueue on every connection.
     pub fn broadcast(&self, broadcast: Broadcast) {
-        self.pubsub.send(None, broadcast, false, None).expect("an object payload");
+        self.pubsub.send(None, broadcast, Reach::Local, None).expect("an object payload");
     }
 
     /// Empties every connection's queue (what a reactor would do), outside the timing.
@@ -64,6 +63,6 @@ impl FanoutFixture {
 
     /// Frames encoded by the fastlane so far.
     pub fn encodes(&self) -> u64 {
-        self.pubsub.inner.stats.snapshot().broadcast_encodes
+        self.pubsub.stats().snapshot().broadcast_encodes
     }
 }

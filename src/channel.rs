@@ -1,13 +1,12 @@
 //! The `Channel` trait: the callbacks of a Phoenix channel, and what they return.
 
-use crate::message::Broadcast;
+use crate::info::Info;
 use crate::payload::Payload;
 use crate::socket::Socket;
-use std::any::Any;
-use std::fmt;
+use crate::stop_reason::StopReason;
 
 /// What `join` returns: `Ok(reply)` joins (the reply is usually [`Payload::empty`]),
-/// `Err(reply)` refuses the join with that response (P48, P49).
+/// `Err(reply)` refuses the join with that response.
 pub type JoinResult = Result<Payload, Payload>;
 
 /// A channel: one instance per joined topic per connection, running on its own thread.
@@ -15,7 +14,7 @@ pub type JoinResult = Result<Payload, Payload>;
 /// The callbacks mirror Phoenix's `Phoenix.Channel` behaviour. Each runs on the
 /// channel's thread, so it may block (on a database, a lock, a computation) without
 /// holding back any other channel or connection. A panic in any callback ends this
-/// channel alone: its client gets `phx_error` and may rejoin (P67).
+/// channel alone: its client gets `phx_error` and may rejoin.
 ///
 /// | Phoenix | phx-channels |
 /// |---|---|
@@ -50,15 +49,15 @@ pub type JoinResult = Result<Payload, Payload>;
 /// }
 /// ```
 pub trait Channel: Send + 'static {
-    /// Decides whether a client may join `topic` (P48–P50).
+    /// Decides whether a client may join `topic`.
     ///
-    /// `push`, `broadcast` and `reply` are not available yet (P54): they return
+    /// `push`, `broadcast` and `reply` are not available yet: they return
     /// [`Error::NotJoined`](crate::Error::NotJoined). To push right after joining, send
     /// yourself a message with [`Socket::handle`] and push from `handle_info`.
     /// A panic here answers the client with `{"reason":"join crashed"}`.
     fn join(&mut self, topic: &str, payload: &Payload, socket: &mut Socket) -> JoinResult;
 
-    /// Handles an event pushed by the client (P61–P66).
+    /// Handles an event pushed by the client.
     ///
     /// The default answers no event: it stops the channel with an error, so the client
     /// gets `phx_error`, as Phoenix does for an event with no matching clause.
@@ -69,7 +68,7 @@ pub trait Channel: Send + 'static {
 
     /// The events this channel intercepts: broadcasts of these call
     /// [`handle_out`](Channel::handle_out) on this channel's thread instead of going
-    /// straight to the client (P75). Every other event takes the fastlane (P74).
+    /// straight to the client. Every other event takes the fastlane.
     /// Called once, right after the channel is created.
     fn intercept(&self) -> &[&str] {
         &[]
@@ -86,10 +85,10 @@ pub trait Channel: Send + 'static {
     }
 
     /// Handles a message that is not from the client: a broadcast on a topic the channel
-    /// subscribed to with [`Socket::subscribe`] (P76), or a value sent through a
+    /// subscribed to with [`Socket::subscribe`], or a value sent through a
     /// [`ChannelHandle`](crate::ChannelHandle).
     ///
-    /// The default logs a warning and drops the message (P77).
+    /// The default logs a warning and drops the message.
     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
         log::warn!("{} received unexpected message in handle_info: {info:?}", socket.topic());
         Flow::Continue
@@ -100,29 +99,29 @@ pub trait Channel: Send + 'static {
     /// returned a stop, the server is shutting down ([`StopReason::draining`]), or
     /// `join` refused the client (reason `shutdown`).
     ///
-    /// It does **not** run after a panic (PROTOCOL.md decision D1): the channel's state
+    /// It does **not** run after a panic: the channel's state
     /// may be broken, and the client is told with `phx_error`. `Drop` still runs while
     /// the panic unwinds, so resources are released. Pushes made here reach the client
-    /// while its connection is open (after `phx_close` on graceful stops, P80).
+    /// while its connection is open (after `phx_close` on graceful stops).
     fn terminate(&mut self, reason: &StopReason, socket: &mut Socket) {
         let _ = (reason, socket);
     }
 }
 
-/// What [`Channel::handle_in`] returns (PROTOCOL.md 5.6).
+/// What [`Channel::handle_in`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Handled {
-    /// Send nothing (P61). A reply may still come later through a
-    /// [`SocketRef`](crate::SocketRef) (P71).
+    /// Send nothing. A reply may still come later through a
+    /// [`SocketRef`](crate::SocketRef).
     NoReply,
-    /// Reply with `status` and `response` (P62, P63).
+    /// Reply with `status` and `response`.
     Reply {
         /// Any status name; `ok` and `error` are the usual ones.
         status: String,
         /// The response: any JSON value, or bytes on V2.
         response: Payload,
     },
-    /// Stop the channel, after an optional reply (P65, P66).
+    /// Stop the channel, after an optional reply.
     Stop {
         /// Graceful reasons send `phx_close`; others send `phx_error`.
         reason: StopReason,
@@ -170,77 +169,4 @@ pub enum Flow {
     Continue,
     /// Stop the channel (stop handling as for [`Handled::Stop`]).
     Stop(StopReason),
-}
-
-/// Why a channel stopped, as Phoenix's exit reasons.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// `:normal`: graceful, the client gets `phx_close`.
-    Normal,
-    /// `:shutdown`: graceful.
-    Shutdown,
-    /// `{:shutdown, detail}`: graceful; `left`, `closed` and `draining` are the server's own.
-    ShutdownWith(String),
-    /// Any other reason: the client gets `phx_error`, and the stop is logged as an error.
-    Error(String),
-}
-
-impl StopReason {
-    /// `{shutdown, left}`: the client left the channel.
-    pub fn left() -> Self {
-        StopReason::ShutdownWith("left".into())
-    }
-
-    /// `{shutdown, closed}`: the connection closed (P78).
-    pub fn closed() -> Self {
-        StopReason::ShutdownWith("closed".into())
-    }
-
-    /// `{shutdown, draining}`: the server is shutting down (P81).
-    pub fn draining() -> Self {
-        StopReason::ShutdownWith("draining".into())
-    }
-
-    /// Whether the client gets `phx_close` (graceful) rather than `phx_error`.
-    pub fn is_graceful(&self) -> bool {
-        !matches!(self, StopReason::Error(_))
-    }
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StopReason::Normal => f.write_str("normal"),
-            StopReason::Shutdown => f.write_str("shutdown"),
-            StopReason::ShutdownWith(detail) => write!(f, "{{shutdown, {detail}}}"),
-            StopReason::Error(why) => f.write_str(why),
-        }
-    }
-}
-
-/// A message for [`Channel::handle_info`].
-pub enum Info {
-    /// A broadcast on a topic the channel subscribed to (P76).
-    Broadcast(Broadcast),
-    /// A value sent with [`ChannelHandle::send`](crate::ChannelHandle::send).
-    Message(Box<dyn Any + Send>),
-}
-
-impl Info {
-    /// Takes the sent value out if it is a `T`; gives the `Info` back otherwise.
-    pub fn downcast<T: Any>(self) -> Result<T, Info> {
-        match self {
-            Info::Message(value) => value.downcast::<T>().map(|v| *v).map_err(Info::Message),
-            other => Err(other),
-        }
-    }
-}
-
-impl fmt::Debug for Info {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Info::Broadcast(b) => f.debug_tuple("Broadcast").field(b).finish(),
-            Info::Message(_) => f.write_str("Message(..)"),
-        }
-    }
 }

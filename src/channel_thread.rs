@@ -1,109 +1,79 @@
 //! The per-channel thread: runs `join`, then the callbacks for every message in the
 //! channel's inbox, then `terminate`; reports each step to the connection through its
-//! outbound FIFO (PROTOCOL.md 5.12).
+//! outbound queue, in order.
 
-use crate::channel::{Channel, Flow, Handled, Info, StopReason};
-use crate::inbox::{Inbox, InboxReceiver};
+use crate::channel::{Channel, Flow, Handled};
+use crate::channel_runtime::ChannelRuntime;
+use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
 use crate::logging;
-use crate::message::{Broadcast, Message, PHX_LEAVE};
+use crate::message::{Message, PHX_LEAVE, Reply};
 use crate::payload::Payload;
-use crate::pubsub::{ChannelSubscriber, PubSub, Subscriber};
+use crate::pubsub::ChannelSubscriber;
+use crate::router::Route;
+use crate::serializer::{EncodeError, Frame};
 use crate::socket::{Assigns, ChannelLink, Socket};
 use crate::stats::{self, Stats};
+use crate::stop_reason::StopReason;
 use crate::transport::outbound::OutItem;
-use parking_lot::{Condvar, Mutex};
 use serde_json::json;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What a channel thread receives.
-pub(crate) enum ChannelMsg {
-    /// A client message for `handle_in` (or a `phx_leave`).
-    In(Message),
-    /// An intercepted broadcast, for `handle_out`.
-    Out(Arc<Broadcast>),
-    /// Anything for `handle_info`.
-    Info(Info),
-    /// The connection closed or the server is draining: terminate with this reason.
-    Stop(StopReason),
-    /// Replaced by a duplicate join: end without `terminate` (P59).
-    Kill,
+/// Why a channel's thread did not start.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The endpoint runs as many channel threads as it may.
+    TooManyThreads,
+    /// The OS refused a thread.
+    Spawn(std::io::Error),
 }
 
-/// Counts live channel threads so shutdown can wait for them.
-#[derive(Default)]
-pub(crate) struct ThreadTracker {
-    live: Mutex<usize>,
-    ended: Condvar,
-}
-
-impl ThreadTracker {
-    fn enter(&self) {
-        *self.live.lock() += 1;
-    }
-
-    fn leave(&self) {
-        let mut live = self.live.lock();
-        *live -= 1;
-        if *live == 0 {
-            self.ended.notify_all();
-        }
-    }
-
-    pub(crate) fn live(&self) -> usize {
-        *self.live.lock()
-    }
-
-    /// Waits until no channel thread is left, or `deadline`; returns how many are left.
-    pub(crate) fn wait_until_none(&self, deadline: Instant) -> usize {
-        let mut live = self.live.lock();
-        while *live > 0 && !self.ended.wait_until(&mut live, deadline).timed_out() {}
-        *live
-    }
-}
-
-/// Log settings of the socket the channel runs on.
-#[derive(Clone)]
-pub(crate) struct LogSettings {
-    pub(crate) filter: Arc<[String]>,
-}
-
-/// Everything a new channel thread needs.
-pub(crate) struct ChannelStart {
-    pub(crate) factory: crate::router::Factory,
-    pub(crate) channel_name: &'static str,
+/// One join, ready to run on a new thread.
+struct ChannelStart {
+    pub(crate) route: Route,
     pub(crate) join: Message,
     pub(crate) link: Arc<ChannelLink>,
     pub(crate) assigns: Assigns,
-    pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
-    pub(crate) receiver: InboxReceiver,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) tracker: Arc<ThreadTracker>,
-    pub(crate) presence: Arc<crate::presence::Presence>,
-    pub(crate) log: LogSettings,
+    pub(crate) runtime: Arc<ChannelRuntime>,
 }
 
-/// Starts the thread. On failure (the OS refused a thread) nothing has run.
-pub(crate) fn spawn(start: ChannelStart, stack_size: usize) -> std::io::Result<()> {
-    let tracker = start.tracker.clone();
-    let stats = start.stats.clone();
-    tracker.enter();
-    stats::incr(stats.channel_threads());
-    let name = thread_name(&start.link.topic);
-    let spawned = std::thread::Builder::new().name(name).stack_size(stack_size).spawn(move || {
-        let tracker = start.tracker.clone();
-        let stats = start.stats.clone();
-        run(start);
-        stats::decr(stats.channel_threads());
-        tracker.leave();
+/// Starts a channel's thread: it runs `join`, then the channel until it ends.
+/// Returns the channel's inbox. On failure nothing has run.
+pub(crate) fn start(
+    runtime: &Arc<ChannelRuntime>,
+    route: &Route,
+    join: Message,
+    link: Arc<ChannelLink>,
+    assigns: Assigns,
+) -> Result<Inbox, StartError> {
+    let cap = runtime.settings.max_threads;
+    if runtime.tracker.live() >= cap {
+        log::error!("Reached the limit of {cap} channel threads; refusing a join of {}", link.topic);
+        return Err(StartError::TooManyThreads);
+    }
+    let (inbox, receiver) = Inbox::new(runtime.settings.inbox_limit);
+    let name = thread_name(&link.topic);
+    let start =
+        ChannelStart { route: route.clone(), join, link, assigns, inbox: inbox.clone(), runtime: runtime.clone() };
+    runtime.tracker.enter();
+    stats::incr(runtime.stats.channel_threads());
+    let spawned = std::thread::Builder::new().name(name).stack_size(runtime.settings.stack_size).spawn(move || {
+        let runtime = start.runtime.clone();
+        run(start, receiver);
+        stats::decr(runtime.stats.channel_threads());
+        runtime.tracker.leave();
     });
-    spawned.map(|_| ()).inspect_err(|_| {
-        stats::decr(stats.channel_threads());
-        tracker.leave();
-    })
+    match spawned {
+        Ok(_) => Ok(inbox),
+        Err(err) => {
+            stats::decr(runtime.stats.channel_threads());
+            runtime.tracker.leave();
+            Err(StartError::Spawn(err))
+        }
+    }
 }
 
 /// A thread name from a client-chosen topic: no NUL bytes (they would make the
@@ -144,7 +114,7 @@ struct Runner {
     socket: Socket,
     stats: Arc<Stats>,
     channel_name: &'static str,
-    log: LogSettings,
+    filter: Arc<[String]>,
 }
 
 impl Runner {
@@ -154,7 +124,7 @@ impl Runner {
             let Some(msg) = receiver.recv() else { return End::Closed };
             let step = match msg {
                 ChannelMsg::In(msg) if msg.event == PHX_LEAVE => {
-                    // P60: reply ok, then phx_close (in `stop`), then terminate.
+                    // reply ok, then phx_close (in `stop`), then terminate.
                     self.reply(msg.msg_ref, "ok".into(), Payload::empty());
                     Step::Stop(StopReason::left())
                 }
@@ -180,7 +150,7 @@ impl Runner {
     fn handle_in(&mut self, msg: Message) -> Step {
         let Message { msg_ref, event, payload, .. } = msg;
         let logged = (log::log_enabled!(log::Level::Debug) && !logging::is_quiet_topic(self.socket.topic()))
-            .then(|| params(&payload, &self.log.filter));
+            .then(|| params(&payload, &self.filter));
         let began = Instant::now();
         self.socket.current_ref = msg_ref.clone();
         let step = self.guarded("handle_in", |c, s| match c.handle_in(&event, payload, s) {
@@ -209,11 +179,16 @@ impl Runner {
         step
     }
 
-    /// Runs a callback, turning a panic into [`Step::Panicked`] (P67).
+    /// Runs a callback, turning a panic into [`Step::Panicked`].
     fn guarded(&mut self, callback: &str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> Step) -> Step {
+        self.catching(callback, f).unwrap_or(Step::Panicked)
+    }
+
+    /// Runs a callback; a panic is logged, counted and turned into `None`.
+    fn catching<T>(&mut self, callback: &str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> T) -> Option<T> {
         let (channel, socket) = (&mut self.channel, &mut self.socket);
         match catch_unwind(AssertUnwindSafe(|| f(channel.as_mut(), socket))) {
-            Ok(step) => step,
+            Ok(value) => Some(value),
             Err(panic) => {
                 stats::incr(self.stats.panics());
                 log::error!(
@@ -222,7 +197,7 @@ impl Runner {
                     self.channel_name,
                     panic_message(&panic)
                 );
-                Step::Panicked
+                None
             }
         }
     }
@@ -233,7 +208,7 @@ impl Runner {
         }
     }
 
-    /// Stop handling (PROTOCOL.md 5.6): graceful reasons send `phx_close` before
+    /// Stop handling: graceful reasons send `phx_close` before
     /// terminate; others are logged, and the exit notice makes it `phx_error`.
     fn stop(&mut self, reason: StopReason) -> End {
         let graceful = reason.is_graceful();
@@ -248,41 +223,32 @@ impl Runner {
     }
 
     fn terminate(&mut self, reason: &StopReason) {
-        let (channel, socket) = (&mut self.channel, &mut self.socket);
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| channel.terminate(reason, socket))) {
-            stats::incr(self.stats.panics());
-            log::error!(
-                "{} ({}) crashed in terminate: {}",
-                self.socket.topic(),
-                self.channel_name,
-                panic_message(&panic)
-            );
-        }
+        self.catching("terminate", |channel, socket| channel.terminate(reason, socket));
     }
 }
 
-/// Runs the channel, then removes whatever it tracked in presence, however it ended (P93).
-fn run(start: ChannelStart) {
-    start.receiver.bind();
-    let (presence, instance) = (start.presence.clone(), start.link.instance);
-    run_channel(start);
+/// Runs the channel, then removes whatever it tracked in presence, however it ended.
+fn run(start: ChannelStart, receiver: InboxReceiver) {
+    receiver.bind();
+    let (presence, instance) = (start.runtime.presence.clone(), start.link.instance);
+    run_channel(start, &receiver);
     presence.untrack_all(instance);
 }
 
-fn run_channel(start: ChannelStart) {
-    let ChannelStart {
-        factory, channel_name, join, link, assigns, pubsub, inbox, receiver, stats, log, presence, ..
-    } = start;
+fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
+    let ChannelStart { route, join, link, assigns, inbox, runtime } = start;
     let topic = link.topic.clone();
+    let stats = runtime.stats.clone();
     let began = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut channel = factory(&topic);
-        let mut socket = Socket::new(link.clone(), assigns, pubsub.clone(), inbox.clone(), presence);
+        let mut channel = (route.factory)(&topic);
+        let mut socket =
+            Socket::new(link.clone(), assigns, runtime.pubsub.clone(), inbox.clone(), runtime.presence.clone());
         let result = channel.join(&topic, &join.payload, &mut socket);
         (channel, socket, result)
     }));
     let reply = |status: &str, response: Payload| {
-        link.serializer.encode_reply(&crate::message::Reply {
+        link.serializer.encode_reply(&Reply {
             join_ref: join.join_ref.clone(),
             msg_ref: join.msg_ref.clone(),
             topic: topic.clone(),
@@ -291,38 +257,44 @@ fn run_channel(start: ChannelStart) {
         })
     };
     let crashed_reply = || reply("error", Payload::Json(json!({"reason": "join crashed"})));
+    let filter = runtime.settings.filter_parameters.clone();
     let log_join = |verb: &str| {
         if !logging::is_quiet_topic(&topic) {
             log::info!(
                 "{verb} {topic} in {}\n  Parameters: {}",
                 logging::duration(began.elapsed()),
-                params(&join.payload, &log.filter)
+                params(&join.payload, &filter)
             );
         }
     };
-    let (channel, socket) = match outcome {
+    let runner = |channel, socket| Runner {
+        channel,
+        socket,
+        stats: stats.clone(),
+        channel_name: route.name,
+        filter: filter.clone(),
+    };
+    let mut runner = match outcome {
         Ok((channel, mut socket, Ok(response))) => match reply("ok", response) {
             Ok(frame) => {
                 socket.joined = true;
                 let intercepts: Arc<[String]> = channel.intercept().iter().map(|e| e.to_string()).collect();
-                let subscriber = Subscriber::Channel(ChannelSubscriber {
+                let subscriber = ChannelSubscriber {
                     owner: link.instance,
                     outbound: link.outbound.clone(),
                     serializer: link.serializer,
                     intercepts,
                     inbox: inbox.clone(),
+                };
+                let joined = OutItem::JoinResult { instance: link.instance, frame, joined: true };
+                let id = runtime.pubsub.subscribe_channel(&topic, subscriber, || {
+                    let _ = link.outbound.push_control(joined);
                 });
-                pubsub.inner.registry.subscribe_then(link.instance, &topic, subscriber, || {
-                    let _ = link.outbound.push_control(OutItem::JoinResult {
-                        instance: link.instance,
-                        frame,
-                        joined: true,
-                    });
-                });
+                socket.own_subscription = Some(id);
                 stats::incr(stats.channels());
                 stats::incr(stats.joins_total());
                 log_join("JOINED");
-                (channel, socket)
+                runner(channel, socket)
             }
             Err(err) => {
                 log::error!("join of {topic} returned a reply that cannot be encoded: {err}");
@@ -330,11 +302,11 @@ fn run_channel(start: ChannelStart) {
                 return;
             }
         },
-        Ok((mut channel, mut socket, Err(response))) => {
+        Ok((channel, socket, Err(response))) => {
             log_join("REFUSED JOIN");
             refuse_join(&link, reply("error", response).or_else(|_| crashed_reply()));
             // Phoenix stops a refused channel with reason `shutdown`, running terminate.
-            let _ = catch_unwind(AssertUnwindSafe(|| channel.terminate(&StopReason::Shutdown, &mut socket)));
+            runner(channel, socket).terminate(&StopReason::Shutdown);
             return;
         }
         Err(panic) => {
@@ -344,8 +316,7 @@ fn run_channel(start: ChannelStart) {
             return;
         }
     };
-    let mut runner = Runner { channel, socket, stats: stats.clone(), channel_name, log };
-    let end = runner.run(&receiver);
+    let end = runner.run(receiver);
     runner.socket.unsubscribe_all();
     stats::decr(stats.channels());
     let crashed = match end {
@@ -355,7 +326,7 @@ fn run_channel(start: ChannelStart) {
     let _ = link.outbound.push_control(OutItem::Exited { instance: link.instance, crashed });
 }
 
-fn refuse_join(link: &ChannelLink, frame: Result<crate::serializer::Frame, crate::serializer::EncodeError>) {
+fn refuse_join(link: &ChannelLink, frame: Result<Frame, EncodeError>) {
     match frame {
         Ok(frame) => {
             let _ = link.outbound.push_control(OutItem::JoinResult { instance: link.instance, frame, joined: false });

@@ -1,4 +1,4 @@
-//! What `connect` may learn about the request besides its params (PROTOCOL.md 2.4, P21).
+//! What `connect` may learn about the request besides its params.
 
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
@@ -64,7 +64,7 @@ pub struct ConnectInfo {
     /// With [`ConnectInfoKey::Headers`].
     pub headers: Option<Vec<(String, String)>>,
     /// The token from `Sec-WebSocket-Protocol`, with
-    /// [`UserSocket::auth_token`](crate::UserSocket::auth_token) (P20).
+    /// [`UserSocket::auth_token`](crate::UserSocket::auth_token).
     pub auth_token: Option<Vec<u8>>,
 }
 

@@ -11,12 +11,12 @@ pub enum Error {
     /// Binding the listener or starting a server thread failed.
     Io(io::Error),
     /// The endpoint configuration is invalid (for example a route pattern with `*` in
-    /// the middle, P44). The message says what to fix.
+    /// the middle). The message says what to fix.
     Config(String),
-    /// `push`, `broadcast` and `reply` are not available inside `join` (P54).
+    /// `push`, `broadcast` and `reply` are not available inside `join`.
     NotJoined,
     /// The payload cannot be encoded: a push or broadcast payload that is not a JSON
-    /// object or bytes (P33), bytes on a V1 connection, or a binary header field over
+    /// object or bytes, bytes on a V1 connection, or a binary header field over
     /// 255 bytes.
     Encode(EncodeError),
     /// The client's connection is gone; what was sent to it is dropped.

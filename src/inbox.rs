@@ -6,25 +6,36 @@
 //! server's profile under echo load (context switches out of `sched_yield`), so the
 //! channel thread polls with `try_recv` and parks instead, and senders unpark it.
 
-use crate::channel_thread::ChannelMsg;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+pub(crate) use crate::bounded::QueueError as InboxError;
+
+use crate::bounded::BoundedSender;
+use crate::info::Info;
+use crate::message::{Broadcast, Message};
+use crate::stop_reason::StopReason;
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
+/// What a channel thread receives.
+pub(crate) enum ChannelMsg {
+    /// A client message for `handle_in` (or a `phx_leave`).
+    In(Message),
+    /// An intercepted broadcast, for `handle_out`.
+    Out(Arc<Broadcast>),
+    /// Anything for `handle_info`.
+    Info(Info),
+    /// The connection closed or the server is draining: terminate with this reason.
+    Stop(StopReason),
+    /// Replaced by a duplicate join: end without `terminate`.
+    Kill,
+}
+
 /// The sending side, cloned wherever the channel can be reached.
 #[derive(Clone)]
 pub(crate) struct Inbox {
-    sender: Sender<ChannelMsg>,
-    limit: usize,
+    sender: BoundedSender<ChannelMsg>,
     thread: Arc<OnceLock<Thread>>,
-}
-
-/// Why a message did not reach a channel.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum InboxError {
-    Full,
-    Closed,
 }
 
 /// The receiving side, owned by the channel thread.
@@ -35,17 +46,16 @@ pub(crate) struct InboxReceiver {
 
 impl Inbox {
     pub(crate) fn new(limit: usize) -> (Inbox, InboxReceiver) {
-        let (sender, receiver) = crossbeam_channel::unbounded();
+        let (sender, receiver) = BoundedSender::new(limit);
         let thread = Arc::new(OnceLock::new());
-        (Inbox { sender, limit, thread: thread.clone() }, InboxReceiver { receiver, thread })
+        (Inbox { sender, thread: thread.clone() }, InboxReceiver { receiver, thread })
     }
 
     /// Sends unless the mailbox holds `limit` messages already.
     pub(crate) fn try_send(&self, msg: ChannelMsg) -> Result<(), InboxError> {
-        if self.sender.len() >= self.limit {
-            return Err(InboxError::Full);
-        }
-        self.send(msg)
+        self.sender.try_send(msg)?;
+        self.wake();
+        Ok(())
     }
 
     /// Whether messages are waiting to be received.
@@ -55,18 +65,19 @@ impl Inbox {
 
     /// Sends a control message, which is never refused for being over the limit.
     pub(crate) fn send_control(&self, msg: ChannelMsg) {
-        let _ = self.send(msg);
+        if self.sender.send_over_limit(msg).is_ok() {
+            self.wake();
+        }
     }
 
-    fn send(&self, msg: ChannelMsg) -> Result<(), InboxError> {
-        self.sender.send(msg).map_err(|_| InboxError::Closed)?;
+    /// Wakes the receiving thread after a send.
+    fn wake(&self) {
         // Pairs with the fence in `bind`: either the receiver is known here, or it
         // will see this message in its first `try_recv` after binding.
         fence(Ordering::SeqCst);
         if let Some(thread) = self.thread.get() {
             thread.unpark();
         }
-        Ok(())
     }
 }
 
@@ -124,20 +135,5 @@ mod tests {
             receiver.recv().is_some()
         });
         assert!(got.join().unwrap());
-    }
-
-    #[test]
-    fn the_limit_refuses_ordinary_messages_but_not_control_ones() {
-        let (inbox, _receiver) = Inbox::new(1);
-        inbox.try_send(ChannelMsg::Kill).unwrap();
-        assert_eq!(inbox.try_send(ChannelMsg::Kill), Err(InboxError::Full));
-        inbox.send_control(ChannelMsg::Kill);
-    }
-
-    #[test]
-    fn sending_after_the_receiver_is_gone_fails() {
-        let (inbox, receiver) = Inbox::new(1);
-        drop(receiver);
-        assert_eq!(inbox.try_send(ChannelMsg::Kill), Err(InboxError::Closed));
     }
 }

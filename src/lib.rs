@@ -71,41 +71,49 @@
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_internals;
+mod bounded;
 mod channel;
+mod channel_runtime;
 mod channel_thread;
 pub mod client;
 mod connect_info;
 mod endpoint;
 mod error;
 mod inbox;
+mod info;
 mod logging;
 pub mod message;
 mod origin;
 mod params;
 pub mod payload;
 pub mod presence;
+mod protocol;
 pub mod pubsub;
 mod router;
 pub mod serializer;
 mod socket;
 mod stats;
+mod stop_reason;
+mod subscriber_id;
 mod transport;
-mod user_socket;
 
-pub use channel::{Channel, Flow, Handled, Info, JoinResult, StopReason};
+pub use channel::{Channel, Flow, Handled, JoinResult};
 pub use connect_info::{ConnectInfo, ConnectInfoKey, PeerData, RequestUri};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::Error;
+pub use info::Info;
 pub use message::{Broadcast, Message, Reply};
 pub use origin::{CheckOrigin, Origin};
 pub use params::Params;
 pub use payload::Payload;
-pub use pubsub::{Adapter, PubSub, SubscriberId, Subscription};
+pub use protocol::user_socket::{Refusal, UserSocket};
+pub use pubsub::{Adapter, PubSub, Subscription};
 pub use serializer::Serializer;
 pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;
+pub use stop_reason::StopReason;
+pub use subscriber_id::SubscriberId;
 pub use transport::outbound::OutboundLimits;
-pub use user_socket::{Refusal, UserSocket};
 
 /// Compiles the README's example as a doc test, so it stays true.
 #[cfg(doctest)]

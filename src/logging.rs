@@ -1,4 +1,4 @@
-//! Phoenix-style log lines: durations, and parameters with secrets filtered (P84–P87).
+//! Phoenix-style log lines: durations, and parameters with secrets filtered.
 
 use serde_json::Value;
 use std::time::Duration;
@@ -14,7 +14,7 @@ pub(crate) fn duration(d: Duration) -> String {
 
 /// A copy of `value` fit for logs: under a key that contains one of `words` (case
 /// sensitive) the value becomes `"[FILTERED]"`, and so does a string value containing
-/// `word=`; objects and arrays are walked (P86).
+/// `word=`; objects and arrays are walked.
 pub(crate) fn filter(value: &Value, words: &[String]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
@@ -35,7 +35,7 @@ fn filtered() -> Value {
     Value::String("[FILTERED]".into())
 }
 
-/// Whether a topic is exempt from channel logging (P87).
+/// Whether a topic is exempt from channel logging.
 pub(crate) fn is_quiet_topic(topic: &str) -> bool {
     topic.starts_with("phoenix")
 }
@@ -51,7 +51,6 @@ mod tests {
 
     #[test]
     fn keys_containing_password_or_token_are_filtered_recursively() {
-        // P86
         let params =
             json!({"join": "yes", "password": "no", "nested": {"auth_token": "x", "list": [{"password2": 1}]}});
         assert_eq!(

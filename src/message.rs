@@ -2,7 +2,7 @@
 
 use crate::payload::Payload;
 
-/// Topic of the connection-level heartbeat (P27).
+/// Topic of the connection-level heartbeat.
 pub const PHOENIX_TOPIC: &str = "phoenix";
 /// Heartbeat event, on [`PHOENIX_TOPIC`].
 pub const HEARTBEAT: &str = "heartbeat";
@@ -19,7 +19,7 @@ pub const PHX_ERROR: &str = "phx_error";
 
 /// One Phoenix message: what a client pushes, and what a server pushes to a client.
 ///
-/// Refs are opaque strings, compared and echoed exactly as received (P43). In frames a
+/// Refs are opaque strings, compared and echoed exactly as received. In frames a
 /// ref may be `null`, which is `None` here.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -41,7 +41,7 @@ impl Message {
         Message { join_ref: None, msg_ref: None, topic: topic.into(), event: event.into(), payload: payload.into() }
     }
 
-    /// Whether this is a connection heartbeat (`heartbeat` on `phoenix`, P27, P28).
+    /// Whether this is a connection heartbeat (`heartbeat` on `phoenix`).
     pub fn is_heartbeat(&self) -> bool {
         self.topic == PHOENIX_TOPIC && self.event == HEARTBEAT
     }
@@ -50,15 +50,15 @@ impl Message {
 /// A `phx_reply`: the answer to one client message, carrying its ref.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
-    /// The channel's join ref (or the request's, see PROTOCOL.md 3.2).
+    /// The channel's join ref (or the request's, see).
     pub join_ref: Option<String>,
     /// The ref of the message being answered.
     pub msg_ref: Option<String>,
     /// The topic of the message being answered.
     pub topic: String,
-    /// The status, usually `ok` or `error`; any name is allowed (P62).
+    /// The status, usually `ok` or `error`; any name is allowed.
     pub status: String,
-    /// The response; any JSON value, or bytes on V2 (P63).
+    /// The response; any JSON value, or bytes on V2.
     pub response: Payload,
 }
 
@@ -69,7 +69,7 @@ pub struct Broadcast {
     pub topic: String,
     /// The event name.
     pub event: String,
-    /// The payload: a JSON object or bytes (P33).
+    /// The payload: a JSON object or bytes.
     pub payload: Payload,
 }
 

@@ -1,4 +1,4 @@
-//! `check_origin`, with Phoenix's modes (PROTOCOL.md 2.5, P11–P17).
+//! `check_origin`, with Phoenix's modes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,18 +56,18 @@ impl Origin {
 }
 
 /// Which `Origin` headers a socket accepts. A request without `Origin` is always
-/// accepted (P11); a rejected one gets HTTP 403 before `connect` runs (P17).
+/// accepted; a rejected one gets HTTP 403 before `connect` runs.
 #[derive(Clone, Default)]
 pub enum CheckOrigin {
-    /// Any origin (`check_origin: false`, P12).
+    /// Any origin (`check_origin: false`).
     Off,
-    /// The origin's host must equal the endpoint's host (`check_origin: true`, P13). The default.
+    /// The origin's host must equal the endpoint's host (`check_origin: true`). The default.
     #[default]
     EndpointHost,
     /// Any of these entries, such as `https://example.com`, `//another.com:888` or
-    /// `//*.other.com` (P14).
+    /// `//*.other.com`.
     Allow(Vec<String>),
-    /// Same scheme, host and port as the request itself (`:conn`, P15).
+    /// Same scheme, host and port as the request itself (`:conn`).
     SameAsRequest,
     /// A function of the parsed origin.
     Custom(Arc<dyn Fn(&Origin) -> bool + Send + Sync>),
@@ -93,7 +93,7 @@ impl CheckOrigin {
         match self {
             CheckOrigin::Off => true,
             CheckOrigin::Custom(check) => check(&origin),
-            // An origin with no host (such as `null`) fails every other mode (P16).
+            // An origin with no host (such as `null`) fails every other mode.
             _ if origin.host.is_none() => false,
             CheckOrigin::EndpointHost => origin.host.as_deref() == Some(endpoint_host),
             CheckOrigin::Allow(entries) => entries.iter().any(|entry| origin.allowed_by(&Origin::parse(entry))),
@@ -112,14 +112,12 @@ mod tests {
 
     #[test]
     fn off_allows_anything() {
-        // P12
         assert!(CheckOrigin::Off.allows("http://evil.com", "example.com", &req()));
         assert!(CheckOrigin::Off.allows("null", "example.com", &req()));
     }
 
     #[test]
     fn endpoint_host_compares_the_host_only() {
-        // P13
         let check = CheckOrigin::EndpointHost;
         assert!(check.allows("https://example.com:8443", "example.com", &req()));
         assert!(check.allows("http://example.com", "example.com", &req()));
@@ -128,7 +126,6 @@ mod tests {
 
     #[test]
     fn list_entries_compare_what_they_name() {
-        // P14
         let check =
             CheckOrigin::Allow(vec!["https://example.com".into(), "//another.com:888".into(), "//*.other.com".into()]);
         let ok = |o| check.allows(o, "x", &req());
@@ -144,7 +141,6 @@ mod tests {
 
     #[test]
     fn same_as_request_needs_scheme_host_and_port() {
-        // P15
         let check = CheckOrigin::SameAsRequest;
         assert!(check.allows("http://localhost:4000", "x", &req()));
         assert!(!check.allows("https://localhost:4000", "x", &req()));
@@ -153,7 +149,6 @@ mod tests {
 
     #[test]
     fn origin_without_host_is_rejected_unless_off_or_custom() {
-        // P16
         for check in [CheckOrigin::EndpointHost, CheckOrigin::Allow(vec!["//*".into()]), CheckOrigin::SameAsRequest] {
             assert!(!check.allows("null", "example.com", &req()), "{check:?}");
         }

@@ -1,5 +1,5 @@
 //! Query strings into connect params, Plug style: `a[b]=1` is `{"a":{"b":"1"}}` and
-//! every value is a string (P7).
+//! every value is a string.
 
 use serde_json::{Map, Value};
 
@@ -92,14 +92,12 @@ mod tests {
 
     #[test]
     fn flat_params_are_strings_and_vsn_is_one_of_them() {
-        // P7
         let params = parse_query("token=abc&vsn=2.0.0&n=5");
         assert_eq!(Value::Object(params), json!({"token": "abc", "vsn": "2.0.0", "n": "5"}));
     }
 
     #[test]
     fn nested_keys_follow_plug() {
-        // P7
         let params = parse_query("a[b]=1&a[c][d]=2&list[]=x&list[]=y");
         assert_eq!(Value::Object(params), json!({"a": {"b": "1", "c": {"d": "2"}}, "list": ["x", "y"]}));
     }

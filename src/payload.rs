@@ -10,7 +10,7 @@ use serde_json::Value;
 /// binary WebSocket frames (Phoenix's `{:binary, bytes}`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
-    /// A JSON value. Pushes and broadcasts should carry objects (P33).
+    /// A JSON value. Pushes and broadcasts should carry objects.
     Json(Value),
     /// Raw bytes, sent as a binary frame (V2 only).
     Binary(Bytes),
@@ -45,7 +45,7 @@ impl Payload {
         }
     }
 
-    /// Whether this payload may be pushed or broadcast: a JSON object or bytes (P33).
+    /// Whether this payload may be pushed or broadcast: a JSON object or bytes.
     pub fn is_pushable(&self) -> bool {
         matches!(self, Payload::Binary(_) | Payload::Json(Value::Object(_)))
     }

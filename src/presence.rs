@@ -1,5 +1,4 @@
-//! Presence: who is in a topic, in the shapes the official client's `Presence` reads
-//! (PROTOCOL.md 8, P89–P93).
+//! Presence: who is in a topic, in the shapes the official client's `Presence` reads.
 //!
 //! Entries are tracked per channel (their owner) and per node. Every change is turned
 //! into a `presence_diff` broadcast on the topic; changes that happen within a short
@@ -11,6 +10,7 @@
 //! a cross-node adapter replicates other nodes' entries.
 
 use crate::pubsub::PubSub;
+use crate::subscriber_id::SubscriberId;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
@@ -41,7 +41,7 @@ impl NodeId {
 /// Why a presence operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PresenceError {
-    /// This channel already tracks this key on this topic (P89).
+    /// This channel already tracks this key on this topic.
     AlreadyTracked {
         /// The topic.
         topic: String,
@@ -69,7 +69,7 @@ impl std::error::Error for PresenceError {}
 /// One tracked meta.
 #[derive(Clone, Debug)]
 struct Entry {
-    owner: u64,
+    owner: SubscriberId,
     key: String,
     /// The user's meta with `phx_ref` (and `phx_ref_prev` after an update) added.
     meta: Map<String, Value>,
@@ -104,7 +104,7 @@ impl PendingDiff {
 pub struct Presence {
     topics: Mutex<HashMap<String, TopicState>>,
     /// The topics each owner has tracked on, so its end visits only those.
-    owners: Mutex<HashMap<u64, HashSet<String>>>,
+    owners: Mutex<HashMap<SubscriberId, HashSet<String>>>,
     flusher: Mutex<Option<(Sender<String>, JoinHandle<()>)>>,
     pending: Mutex<HashMap<String, PendingDiff>>,
     window: Duration,
@@ -149,8 +149,14 @@ impl Presence {
         base64_url(&bytes)
     }
 
-    /// Tracks `key` with `meta` on `topic` for `owner` (P89): returns the new `phx_ref`.
-    pub(crate) fn track(&self, owner: u64, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+    /// Tracks `key` with `meta` on `topic` for `owner`: returns the new `phx_ref`.
+    pub(crate) fn track(
+        &self,
+        owner: SubscriberId,
+        topic: &str,
+        key: &str,
+        meta: Value,
+    ) -> Result<String, PresenceError> {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
         let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(NodeId::local()).or_default();
@@ -165,9 +171,15 @@ impl Presence {
         Ok(phx_ref)
     }
 
-    /// Replaces the meta of `key` (P92): one diff, the new meta (with `phx_ref_prev`) in
+    /// Replaces the meta of `key`: one diff, the new meta (with `phx_ref_prev`) in
     /// joins and the old one in leaves.
-    pub(crate) fn update(&self, owner: u64, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
+    pub(crate) fn update(
+        &self,
+        owner: SubscriberId,
+        topic: &str,
+        key: &str,
+        meta: Value,
+    ) -> Result<String, PresenceError> {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
         let entry = topics
@@ -186,12 +198,12 @@ impl Presence {
     }
 
     /// Stops tracking `key` on `topic` for `owner`. Idempotent.
-    pub(crate) fn untrack(&self, owner: u64, topic: &str, key: &str) {
+    pub(crate) fn untrack(&self, owner: SubscriberId, topic: &str, key: &str) {
         self.remove_from(topic, |entry| entry.owner == owner && entry.key == key);
     }
 
-    /// Removes everything `owner` tracks, on every topic (P93).
-    pub(crate) fn untrack_all(&self, owner: u64) {
+    /// Removes everything `owner` tracks, on every topic.
+    pub(crate) fn untrack_all(&self, owner: SubscriberId) {
         let topics = self.owners.lock().remove(&owner).unwrap_or_default();
         for topic in topics {
             self.remove_from(&topic, |entry| entry.owner == owner);
@@ -217,7 +229,7 @@ impl Presence {
         }
     }
 
-    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}` (P90), every node's
+    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, every node's
     /// entries included.
     pub fn list(&self, topic: &str) -> Value {
         let topics = self.topics.lock();
@@ -242,7 +254,7 @@ impl Presence {
             for (key, value) in keys {
                 for meta in value.get("metas").and_then(Value::as_array).into_iter().flatten() {
                     if let Value::Object(meta) = meta {
-                        incoming.push(Entry { owner: 0, key: key.clone(), meta: meta.clone() });
+                        incoming.push(Entry { owner: SubscriberId(0), key: key.clone(), meta: meta.clone() });
                     }
                 }
             }
@@ -301,7 +313,7 @@ impl Presence {
     }
 }
 
-/// Broadcasts pending diffs when their window closes (P91).
+/// Broadcasts pending diffs when their window closes.
 fn flush_loop(wakeups: &Receiver<String>, pubsub: &PubSub, presence: &std::sync::Weak<Presence>) {
     let mut next: Option<Instant> = None;
     loop {
@@ -352,10 +364,9 @@ mod tests {
 
     #[test]
     fn refs_are_unique_16_character_strings() {
-        // P89
         let (p, _) = presence();
-        let a = p.track(1, "t", "alice", json!({})).unwrap();
-        let b = p.track(2, "t", "alice", json!({})).unwrap();
+        let a = p.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
+        let b = p.track(SubscriberId(2), "t", "alice", json!({})).unwrap();
         assert_eq!(a.len(), 16);
         assert_ne!(a, b);
         p.stop();
@@ -363,24 +374,22 @@ mod tests {
 
     #[test]
     fn tracking_the_same_key_twice_from_one_owner_is_an_error() {
-        // P89
         let (p, _) = presence();
-        p.track(1, "t", "alice", json!({})).unwrap();
+        p.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
         assert_eq!(
-            p.track(1, "t", "alice", json!({})),
+            p.track(SubscriberId(1), "t", "alice", json!({})),
             Err(PresenceError::AlreadyTracked { topic: "t".into(), key: "alice".into() })
         );
-        assert!(p.track(1, "other", "alice", json!({})).is_ok());
+        assert!(p.track(SubscriberId(1), "other", "alice", json!({})).is_ok());
         p.stop();
     }
 
     #[test]
     fn list_groups_metas_by_key() {
-        // P90
         let (p, _) = presence();
-        let r1 = p.track(1, "t", "alice", json!({"device": "phone"})).unwrap();
-        let r2 = p.track(2, "t", "alice", json!({"device": "laptop"})).unwrap();
-        p.track(3, "t", "bob", json!({})).unwrap();
+        let r1 = p.track(SubscriberId(1), "t", "alice", json!({"device": "phone"})).unwrap();
+        let r2 = p.track(SubscriberId(2), "t", "alice", json!({"device": "laptop"})).unwrap();
+        p.track(SubscriberId(3), "t", "bob", json!({})).unwrap();
         let list = p.list("t");
         assert_eq!(list["alice"]["metas"][0], json!({"device": "phone", "phx_ref": r1}));
         assert_eq!(list["alice"]["metas"][1], json!({"device": "laptop", "phx_ref": r2}));
@@ -390,12 +399,11 @@ mod tests {
 
     #[test]
     fn a_burst_of_changes_is_one_diff_and_an_update_carries_the_previous_ref() {
-        // P91, P92
         let (p, pubsub) = presence();
         let sub = pubsub.subscribe("t");
-        let first = p.track(1, "t", "alice", json!({"s": "away"})).unwrap();
-        let second = p.update(1, "t", "alice", json!({"s": "here"})).unwrap();
-        p.track(2, "t", "bob", json!({})).unwrap();
+        let first = p.track(SubscriberId(1), "t", "alice", json!({"s": "away"})).unwrap();
+        let second = p.update(SubscriberId(1), "t", "alice", json!({"s": "here"})).unwrap();
+        p.track(SubscriberId(2), "t", "bob", json!({})).unwrap();
         let diff = sub.recv_timeout(Duration::from_secs(2)).expect("a diff");
         assert_eq!(diff.event, PRESENCE_DIFF);
         let payload = diff.payload.as_json().unwrap();
@@ -409,14 +417,13 @@ mod tests {
 
     #[test]
     fn untrack_all_removes_an_owners_entries_everywhere_with_leaves() {
-        // P93
         let (p, pubsub) = presence();
-        p.track(1, "a", "alice", json!({})).unwrap();
-        p.track(1, "b", "alice", json!({})).unwrap();
-        p.track(2, "b", "bob", json!({})).unwrap();
+        p.track(SubscriberId(1), "a", "alice", json!({})).unwrap();
+        p.track(SubscriberId(1), "b", "alice", json!({})).unwrap();
+        p.track(SubscriberId(2), "b", "bob", json!({})).unwrap();
         std::thread::sleep(Duration::from_millis(60));
         let sub = pubsub.subscribe("b");
-        p.untrack_all(1);
+        p.untrack_all(SubscriberId(1));
         assert_eq!(p.list("a"), json!({}));
         assert_eq!(p.list("b").as_object().unwrap().keys().collect::<Vec<_>>(), ["bob"]);
         let diff = sub.recv_timeout(Duration::from_secs(2)).expect("a diff");
@@ -428,7 +435,7 @@ mod tests {
     fn remote_nodes_merge_and_go_away() {
         let (p, _) = presence();
         let node = NodeId("b@host".into());
-        p.track(1, "t", "alice", json!({})).unwrap();
+        p.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
         p.merge_remote(&node, "t", &json!({"carol": {"metas": [{"phx_ref": "R1"}]}}));
         assert_eq!(p.list("t").as_object().unwrap().len(), 2);
         p.remove_node(&node);

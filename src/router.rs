@@ -1,4 +1,4 @@
-//! Topic patterns and the channels they start (PROTOCOL.md 5.1, P44–P46).
+//! Topic patterns and the channels they start.
 
 use crate::channel::Channel;
 use crate::error::Error;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 /// Makes the channel value for a topic; runs on the new channel's thread.
 pub(crate) type Factory = Arc<dyn Fn(&str) -> Box<dyn Channel> + Send + Sync>;
 
-/// A topic pattern: exact, or a prefix when it ends in `*` (P44).
+/// A topic pattern: exact, or a prefix when it ends in `*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Pattern {
     prefix: String,
@@ -57,7 +57,7 @@ impl Route {
     }
 }
 
-/// The first route whose pattern matches `topic` (P44).
+/// The first route whose pattern matches `topic`.
 pub(crate) fn find<'r>(routes: &'r [Route], topic: &str) -> Option<&'r Route> {
     routes.iter().find(|route| route.pattern.matches(topic))
 }

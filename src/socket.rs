@@ -2,16 +2,17 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
-use crate::channel::Info;
-use crate::channel_thread::ChannelMsg;
 use crate::error::Error;
-use crate::inbox::{Inbox, InboxError};
+use crate::inbox::{ChannelMsg, Inbox, InboxError};
+use crate::info::Info;
 use crate::message::{Broadcast, Message, Reply};
 use crate::payload::Payload;
 use crate::presence::{Presence, PresenceError};
-use crate::pubsub::{PubSub, Subscriber, SubscriberId, SubscriptionId};
+use crate::pubsub::{PubSub, Reach, SubscriptionId};
 use crate::serializer::{Frame, Serializer};
-use crate::transport::outbound::{Delivery, InstanceId, Outbound};
+use crate::stop_reason::StopReason;
+use crate::subscriber_id::SubscriberId;
+use crate::transport::outbound::{Delivery, Outbound};
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
@@ -25,9 +26,10 @@ pub type Assigns = Map<String, Value>;
 pub(crate) struct ChannelLink {
     pub(crate) outbound: Arc<Outbound>,
     pub(crate) serializer: Serializer,
-    pub(crate) instance: InstanceId,
+    /// The channel instance: a rejoin of the same topic is a new one.
+    pub(crate) instance: SubscriberId,
     pub(crate) topic: String,
-    /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null (P53).
+    /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null.
     pub(crate) join_ref: Option<String>,
 }
 
@@ -63,6 +65,8 @@ pub struct Socket {
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
     pub(crate) presence: Arc<Presence>,
+    /// The subscription to the channel's own topic, once joined.
+    pub(crate) own_subscription: Option<SubscriptionId>,
     extra: HashMap<String, Vec<SubscriptionId>>,
 }
 
@@ -74,7 +78,17 @@ impl Socket {
         inbox: Inbox,
         presence: Arc<Presence>,
     ) -> Self {
-        Socket { link, assigns, joined: false, current_ref: None, pubsub, inbox, presence, extra: HashMap::new() }
+        Socket {
+            link,
+            assigns,
+            joined: false,
+            current_ref: None,
+            pubsub,
+            inbox,
+            presence,
+            own_subscription: None,
+            extra: HashMap::new(),
+        }
     }
 
     /// The channel's topic.
@@ -82,7 +96,7 @@ impl Socket {
         &self.link.topic
     }
 
-    /// The channel's join ref (P53).
+    /// The channel's join ref.
     pub fn join_ref(&self) -> Option<&str> {
         self.link.join_ref.as_deref()
     }
@@ -109,7 +123,7 @@ impl Socket {
 
     /// This channel's id, to skip it with [`PubSub::broadcast_from`].
     pub fn id(&self) -> SubscriberId {
-        SubscriberId(self.link.instance)
+        self.link.instance
     }
 
     /// The endpoint's broadcast API, for other topics.
@@ -117,7 +131,7 @@ impl Socket {
         &self.pubsub
     }
 
-    /// Pushes `event` to this channel's client (P70): a JSON object or bytes (V2 only).
+    /// Pushes `event` to this channel's client: a JSON object or bytes (V2 only).
     pub fn push(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
         let msg = Message {
@@ -131,22 +145,22 @@ impl Socket {
     }
 
     /// Broadcasts `event` on this channel's topic, to every subscriber including this
-    /// channel's own client (P72).
+    /// channel's own client.
     pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
-        self.pubsub.send(None, broadcast, true, Some(&self.inbox))
+        self.pubsub.send(None, broadcast, Reach::Cluster, Some(&self.inbox))
     }
 
-    /// Broadcasts `event` on this channel's topic to every subscriber but this channel (P73).
+    /// Broadcasts `event` on this channel's topic to every subscriber but this channel.
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
-        self.pubsub.send(Some(self.id()), broadcast, true, Some(&self.inbox))
+        self.pubsub.send(Some(self.id()), broadcast, Reach::Cluster, Some(&self.inbox))
     }
 
     /// A handle for replying to the message being handled, later and from any thread
-    /// (P71). Only inside `handle_in`.
+    ///. Only inside `handle_in`.
     pub fn socket_ref(&self) -> Result<SocketRef, Error> {
         self.require_joined()?;
         let msg_ref = self.current_ref.clone().ok_or(Error::NoRef)?;
@@ -160,18 +174,16 @@ impl Socket {
     }
 
     /// Subscribes this channel to another topic: its broadcasts arrive in
-    /// `handle_info` as [`Info::Broadcast`] (P76). Subscribing twice delivers twice.
+    /// `handle_info` as [`Info::Broadcast`]. Subscribing twice delivers twice.
     pub fn subscribe(&mut self, topic: &str) {
-        let id = self.pubsub.next_id();
-        let subscriber = Subscriber::Info { owner: self.link.instance, inbox: self.inbox.clone() };
-        self.pubsub.inner.registry.subscribe(id, topic, subscriber);
+        let id = self.pubsub.subscribe_info(topic, self.link.instance, self.inbox.clone());
         self.extra.entry(topic.to_owned()).or_default().push(id);
     }
 
     /// Ends this channel's subscriptions to `topic` (all of them).
     pub fn unsubscribe(&mut self, topic: &str) {
         for id in self.extra.remove(topic).unwrap_or_default() {
-            self.pubsub.inner.registry.unsubscribe(id, topic);
+            self.pubsub.remove(id, topic);
         }
     }
 
@@ -182,19 +194,19 @@ impl Socket {
         msg_ref: Option<String>,
         status: String,
         response: Payload,
-    ) -> Result<(), crate::channel::StopReason> {
+    ) -> Result<(), StopReason> {
         let frame = self
             .link
             .reply_frame(msg_ref, status, response)
-            .map_err(|err| crate::channel::StopReason::Error(format!("cannot encode the reply: {err}")))?;
+            .map_err(|err| StopReason::Error(format!("cannot encode the reply: {err}")))?;
         // A closed connection drops the reply, as in Phoenix.
         let _ = self.link.send(frame);
         Ok(())
     }
 
     /// Tracks this channel's presence under `key` on its own topic, with `meta` (a JSON
-    /// object). Returns the entry's `phx_ref` (P89). Everyone on the topic gets a
-    /// `presence_diff` with the join (P91). The entry goes away when the channel ends.
+    /// object). Returns the entry's `phx_ref`. Everyone on the topic gets a
+    /// `presence_diff` with the join. The entry goes away when the channel ends.
     pub fn track(&self, key: &str, meta: Value) -> Result<String, PresenceError> {
         self.presence.track(self.link.instance, &self.link.topic, key, meta)
     }
@@ -204,7 +216,7 @@ impl Socket {
         self.presence.track(self.link.instance, topic, key, meta)
     }
 
-    /// Replaces the meta of `key` on the channel's topic (P92); returns the new `phx_ref`.
+    /// Replaces the meta of `key` on the channel's topic; returns the new `phx_ref`.
     pub fn update_presence(&self, key: &str, meta: Value) -> Result<String, PresenceError> {
         self.presence.update(self.link.instance, &self.link.topic, key, meta)
     }
@@ -225,7 +237,7 @@ impl Socket {
     }
 
     /// Everyone on the channel's topic, as `{key: {"metas": [...]}}`: the payload of
-    /// the `presence_state` push (P90).
+    /// the `presence_state` push.
     pub fn presence_list(&self) -> Value {
         self.presence.list(&self.link.topic)
     }
@@ -240,14 +252,14 @@ impl Socket {
         for topic in topics {
             self.unsubscribe(&topic);
         }
-        if self.joined {
-            self.pubsub.inner.registry.unsubscribe(self.link.instance, &self.link.topic);
+        if let Some(id) = self.own_subscription.take() {
+            self.pubsub.remove(id, &self.link.topic);
         }
     }
 }
 
 /// A captured message ref, for replying after `handle_in` has returned, from any
-/// thread, as often as needed (P71). Phoenix's `socket_ref/1` and `reply/2`.
+/// thread, as often as needed. Phoenix's `socket_ref/1` and `reply/2`.
 ///
 /// A reply to a connection that is gone is dropped, with [`Error::ConnectionClosed`].
 #[derive(Clone)]

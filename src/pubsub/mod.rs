@@ -5,25 +5,28 @@
 //! operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
 //! result is `broadcast`.
 
+mod fanout;
 mod pacer;
 mod registry;
+mod subscriber;
+mod subscription;
 
-pub(crate) use registry::{ChannelSubscriber, Registry, Subscriber, SubscriptionId};
+pub use crate::subscriber_id::SubscriberId;
+pub(crate) use registry::SubscriptionId;
+pub(crate) use subscriber::ChannelSubscriber;
+pub use subscription::Subscription;
 
+use crate::bounded::BoundedSender;
 use crate::error::Error;
 use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::payload::Payload;
 use crate::stats::Stats;
-use crossbeam_channel::Receiver;
+use crate::transport::outbound::Outbound;
+use registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-/// Names whoever owns subscriptions (a channel, or one [`Subscription`]), so that
-/// `broadcast_from` can skip it (P73).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SubscriberId(pub(crate) u64);
+use subscriber::Subscriber;
 
 /// Forwards broadcasts to other nodes (for example over Redis pub/sub).
 ///
@@ -35,21 +38,30 @@ pub trait Adapter: Send + Sync + 'static {
     fn publish(&self, broadcast: &Broadcast) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
-pub(crate) struct Inner {
-    pub(crate) registry: Registry,
-    pub(crate) stats: Arc<Stats>,
+/// How far a broadcast goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Every node of the cluster.
+    Cluster,
+    /// This node only.
+    Local,
+}
+
+struct Inner {
+    registry: Registry,
+    stats: Arc<Stats>,
     adapter: Option<Arc<dyn Adapter>>,
     ids: AtomicU64,
     subscription_capacity: usize,
 }
 
-/// The endpoint's broadcast API, for any thread (PROTOCOL.md 6, P83).
+/// The endpoint's broadcast API, for any thread.
 ///
 /// Cheap to clone. Get one from [`Endpoint::pubsub`](crate::Endpoint::pubsub) or
 /// [`Socket::pubsub`](crate::Socket::pubsub).
 #[derive(Clone)]
 pub struct PubSub {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl PubSub {
@@ -72,14 +84,19 @@ impl PubSub {
         }
     }
 
-    /// A fresh id, unique for this endpoint (used for subscriptions and owners alike).
-    pub(crate) fn next_id(&self) -> u64 {
+    fn next_raw_id(&self) -> u64 {
         self.inner.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Broadcasts to every subscriber of `topic`, on every node (P72, P83).
+    /// A fresh subscriber id, unique for this endpoint: one per channel instance.
+    pub(crate) fn next_id(&self) -> SubscriberId {
+        SubscriberId(self.next_raw_id())
+    }
+
+    /// Broadcasts to every subscriber of `topic`, on every node.
     ///
-    /// The payload must be a JSON object or bytes (P33). Bytes reach V2 subscribers only.
+    /// The payload must be a JSON object or bytes. Bytes reach subscribers on the V2
+    /// wire format only.
     ///
     /// When the topic has been quiet, the calling thread writes the frame to idle
     /// subscribers' sockets itself, which is the cheapest way to deliver a broadcast
@@ -87,10 +104,10 @@ impl PubSub {
     /// topic is busy, the frames are queued and the reactors write them in batches.
     /// The call never blocks on a slow client.
     pub fn broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
-        self.send(None, Broadcast::new(topic, event, payload), true, None)
+        self.send(None, Broadcast::new(topic, event, payload), Reach::Cluster, None)
     }
 
-    /// Like [`broadcast`](PubSub::broadcast), skipping the subscriptions of `from` (P73).
+    /// Like [`broadcast`](PubSub::broadcast), skipping the subscriptions of `from`.
     pub fn broadcast_from(
         &self,
         from: SubscriberId,
@@ -98,15 +115,15 @@ impl PubSub {
         event: &str,
         payload: impl Into<Payload>,
     ) -> Result<(), Error> {
-        self.send(Some(from), Broadcast::new(topic, event, payload), true, None)
+        self.send(Some(from), Broadcast::new(topic, event, payload), Reach::Cluster, None)
     }
 
-    /// Broadcasts on this node only.
+    /// Like [`broadcast`](PubSub::broadcast), on this node only.
     pub fn local_broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
-        self.send(None, Broadcast::new(topic, event, payload), false, None)
+        self.send(None, Broadcast::new(topic, event, payload), Reach::Local, None)
     }
 
-    /// Broadcasts on this node only, skipping the subscriptions of `from`.
+    /// Like [`broadcast_from`](PubSub::broadcast_from), on this node only.
     pub fn local_broadcast_from(
         &self,
         from: SubscriberId,
@@ -114,7 +131,7 @@ impl PubSub {
         event: &str,
         payload: impl Into<Payload>,
     ) -> Result<(), Error> {
-        self.send(Some(from), Broadcast::new(topic, event, payload), false, None)
+        self.send(Some(from), Broadcast::new(topic, event, payload), Reach::Local, None)
     }
 
     /// Fans out a broadcast that an [`Adapter`] received from another node, on this node only.
@@ -122,21 +139,24 @@ impl PubSub {
         self.inner.registry.dispatch(&Arc::new(broadcast), None, None, &self.inner.stats);
     }
 
-    /// Fans out locally, then to other nodes if `remote`. `publisher` is the mailbox of
-    /// the channel publishing, if one is (see `Registry::dispatch`).
+    /// Fans out on this node, then to the other nodes when `reach` says so. `publisher`
+    /// is the mailbox of the channel publishing, if one is: a fan-out it writes itself
+    /// stops writing once the channel has mail.
     pub(crate) fn send(
         &self,
         from: Option<SubscriberId>,
         broadcast: Broadcast,
-        remote: bool,
+        reach: Reach,
         publisher: Option<&Inbox>,
     ) -> Result<(), Error> {
         if !broadcast.payload.is_pushable() {
             return Err(Error::Encode(crate::serializer::EncodeError::NotAnObject));
         }
         let broadcast = Arc::new(broadcast);
-        self.inner.registry.dispatch(&broadcast, from.map(|f| f.0), publisher, &self.inner.stats);
-        if remote && let Some(adapter) = &self.inner.adapter {
+        self.inner.registry.dispatch(&broadcast, from, publisher, &self.inner.stats);
+        if reach == Reach::Cluster
+            && let Some(adapter) = &self.inner.adapter
+        {
             adapter.publish(&broadcast).map_err(|err| Error::Io(std::io::Error::other(err)))?;
         }
         Ok(())
@@ -149,11 +169,10 @@ impl PubSub {
     /// with [`EndpointBuilder::subscription_capacity`](crate::EndpointBuilder::subscription_capacity));
     /// past that, new ones are dropped and counted in `broadcasts_dropped`.
     pub fn subscribe(&self, topic: &str) -> Subscription {
-        let id = self.next_id();
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        let capacity = self.inner.subscription_capacity;
-        self.inner.registry.subscribe(id, topic, Subscriber::Plain { owner: id, sender, capacity });
-        Subscription { id, topic: topic.to_owned(), receiver, pubsub: self.clone() }
+        let owner = self.next_id();
+        let (sender, receiver) = BoundedSender::new(self.inner.subscription_capacity);
+        let id = self.add(topic, Subscriber::Plain { owner, sender }, || {});
+        Subscription { id, owner, topic: topic.to_owned(), receiver, pubsub: self.clone() }
     }
 
     /// Ends a subscription (dropping it does the same).
@@ -165,52 +184,43 @@ impl PubSub {
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.inner.registry.count(topic)
     }
-}
 
-/// Broadcasts on one topic, for code that is not a channel (P83).
-///
-/// Unsubscribes when dropped.
-pub struct Subscription {
-    id: SubscriptionId,
-    topic: String,
-    receiver: Receiver<Broadcast>,
-    pubsub: PubSub,
-}
-
-impl Subscription {
-    /// The topic.
-    pub fn topic(&self) -> &str {
-        &self.topic
+    /// Subscribes a joined channel to its own topic, for the fastlane, then runs `then`
+    /// before any broadcast can reach it (where the join reply is queued).
+    pub(crate) fn subscribe_channel(
+        &self,
+        topic: &str,
+        channel: ChannelSubscriber,
+        then: impl FnOnce(),
+    ) -> SubscriptionId {
+        self.add(topic, Subscriber::Channel(channel), then)
     }
 
-    /// The id to pass to `broadcast_from` to skip this subscription.
-    pub fn id(&self) -> SubscriberId {
-        SubscriberId(self.id)
+    /// Subscribes channel `owner` to another topic: broadcasts go to its `handle_info`.
+    pub(crate) fn subscribe_info(&self, topic: &str, owner: SubscriberId, inbox: Inbox) -> SubscriptionId {
+        self.add(topic, Subscriber::Info { owner, inbox }, || {})
     }
 
-    /// Waits for the next broadcast.
-    pub fn recv(&self) -> Result<Broadcast, Error> {
-        self.receiver.recv().map_err(|_| Error::Shutdown)
+    /// Subscribes a connection to its socket id topic: a `disconnect` broadcast there
+    /// closes it.
+    pub(crate) fn subscribe_connection(&self, topic: &str, outbound: Arc<Outbound>) -> SubscriptionId {
+        self.add(topic, Subscriber::Connection(outbound), || {})
     }
 
-    /// Waits up to `timeout` for the next broadcast; `None` if none came.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Broadcast> {
-        self.receiver.recv_timeout(timeout).ok()
+    /// Ends one subscription made with a `subscribe_*` method.
+    pub(crate) fn remove(&self, id: SubscriptionId, topic: &str) {
+        self.inner.registry.unsubscribe(id, topic);
     }
 
-    /// The next broadcast if one is waiting.
-    pub fn try_recv(&self) -> Option<Broadcast> {
-        self.receiver.try_recv().ok()
+    fn add(&self, topic: &str, subscriber: Subscriber, then: impl FnOnce()) -> SubscriptionId {
+        let id = SubscriptionId(self.next_raw_id());
+        self.inner.registry.subscribe_then(id, topic, subscriber, then);
+        id
     }
 
-    /// The underlying receiver, for `crossbeam_channel::select!`.
-    pub fn receiver(&self) -> &Receiver<Broadcast> {
-        &self.receiver
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.pubsub.inner.registry.unsubscribe(self.id, &self.topic);
+    /// The endpoint's counters.
+    #[cfg(feature = "bench-internals")]
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
     }
 }

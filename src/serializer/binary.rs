@@ -1,4 +1,4 @@
-//! V2 binary frames (PROTOCOL.md 3.4): a kind byte, one length byte per header field,
+//! V2 binary frames: a kind byte, one length byte per header field,
 //! the fields, then the raw payload with no length prefix.
 
 use super::{DecodeError, EncodeError, Frame, FrameWriter, Opcode, ServerMessage};
@@ -10,7 +10,7 @@ const PUSH: u8 = 0;
 const REPLY: u8 = 1;
 const BROADCAST: u8 = 2;
 
-/// Appends `kind`, the length bytes, the fields and the payload to `out` (P40).
+/// Appends `kind`, the length bytes, the fields and the payload to `out`.
 fn write(out: &mut Vec<u8>, kind: u8, fields: &[(&'static str, &str)], payload: &[u8]) -> Result<(), EncodeError> {
     out.push(kind);
     for (field, value) in fields {
@@ -61,7 +61,7 @@ fn non_empty(value: String) -> Option<String> {
     if value.is_empty() { None } else { Some(value) }
 }
 
-/// Decodes a client push (kind 0, 5-byte header, P36). An empty join_ref or ref decodes
+/// Decodes a client push (kind 0, 5-byte header). An empty join_ref or ref decodes
 /// as `Some("")`, not `None`, as in Phoenix: on a joined topic it counts as stale.
 pub(super) fn decode_client_push(bytes: &[u8]) -> Result<Message, DecodeError> {
     match bytes.first() {
@@ -93,13 +93,13 @@ pub(super) fn encode_client_push(msg: &Message, payload: &[u8]) -> Result<Vec<u8
     Ok(out)
 }
 
-/// Encodes a server push (kind 0, 4-byte header, no ref, P37).
+/// Encodes a server push (kind 0, 4-byte header, no ref).
 pub(super) fn encode_push(msg: &Message, payload: &[u8]) -> Result<Frame, EncodeError> {
     let fields = [("join_ref", or_empty(&msg.join_ref)), ("topic", &msg.topic), ("event", &msg.event)];
     frame(PUSH, &fields, payload)
 }
 
-/// Encodes a reply (kind 1, 5-byte header, the status as a string, P38).
+/// Encodes a reply (kind 1, 5-byte header, the status as a string).
 pub(super) fn encode_reply(reply: &Reply, payload: &[u8]) -> Result<Frame, EncodeError> {
     let fields = [
         ("join_ref", or_empty(&reply.join_ref)),
@@ -110,7 +110,7 @@ pub(super) fn encode_reply(reply: &Reply, payload: &[u8]) -> Result<Frame, Encod
     frame(REPLY, &fields, payload)
 }
 
-/// Encodes a broadcast (kind 2, 3-byte header, P39).
+/// Encodes a broadcast (kind 2, 3-byte header).
 pub(super) fn encode_broadcast(broadcast: &crate::message::Broadcast, payload: &[u8]) -> Result<Frame, EncodeError> {
     frame(BROADCAST, &[("topic", &broadcast.topic), ("event", &broadcast.event)], payload)
 }
@@ -175,20 +175,17 @@ mod tests {
 
     #[test]
     fn decodes_the_protocol_client_push_example() {
-        // P36
         let msg = Serializer::V2.decode(RawFrame::Binary(&hex(CLIENT_PUSH))).unwrap();
         assert_eq!(msg, example_push());
     }
 
     #[test]
     fn encodes_the_protocol_client_push_example() {
-        // P36
         assert_eq!(Serializer::V2.encode_client(&example_push()).unwrap(), ClientFrame::Binary(hex(CLIENT_PUSH)));
     }
 
     #[test]
     fn encodes_the_protocol_server_push_example() {
-        // P37, P41
         let frame = Serializer::V2.encode_push(&Message { msg_ref: None, ..example_push() }).unwrap();
         assert!(frame.is_binary());
         assert_eq!(frame.as_bytes()[0], 0x82, "FIN + binary opcode");
@@ -197,7 +194,6 @@ mod tests {
 
     #[test]
     fn encodes_the_protocol_reply_example() {
-        // P38, P41
         let reply = Reply {
             join_ref: Some("12".into()),
             msg_ref: Some("123".into()),
@@ -212,7 +208,6 @@ mod tests {
 
     #[test]
     fn encodes_the_protocol_broadcast_example() {
-        // P39, P41
         let frame = Serializer::V2.encode_broadcast(&Broadcast::new("topic", "event", b"efg".to_vec())).unwrap();
         assert!(frame.is_binary());
         assert_eq!(frame.payload(), hex(BROADCAST));
@@ -220,7 +215,6 @@ mod tests {
 
     #[test]
     fn null_refs_are_encoded_with_length_zero() {
-        // P40
         let msg = Message::new("t", "e", Payload::from(vec![9u8]));
         let frame = Serializer::V2.encode_push(&msg).unwrap();
         assert_eq!(frame.payload(), [0, 0, 1, 1, b't', b'e', 9]);
@@ -235,7 +229,6 @@ mod tests {
 
     #[test]
     fn fields_longer_than_255_bytes_are_refused() {
-        // P40
         let msg = Message::new("t".repeat(256), "e", Payload::from(vec![1u8]));
         assert_eq!(Serializer::V2.encode_push(&msg), Err(EncodeError::FieldTooLong { field: "topic", len: 256 }));
         let msg = Message::new("t".repeat(255), "e", Payload::from(vec![1u8]));
@@ -244,7 +237,6 @@ mod tests {
 
     #[test]
     fn truncated_frames_are_errors() {
-        // P42
         let full = hex(CLIENT_PUSH);
         for len in 0..19 {
             let err = Serializer::V2.decode(RawFrame::Binary(&full[..len])).unwrap_err();
@@ -259,7 +251,6 @@ mod tests {
 
     #[test]
     fn other_kinds_from_clients_are_errors() {
-        // P42
         assert_eq!(Serializer::V2.decode(RawFrame::Binary(&hex(REPLY))), Err(DecodeError::UnknownKind(1)));
         assert_eq!(Serializer::V2.decode(RawFrame::Binary(&[7])), Err(DecodeError::UnknownKind(7)));
     }

@@ -5,7 +5,7 @@ use std::fmt;
 /// Why a frame could not be decoded into a message.
 ///
 /// Every decoder returns one of these for bad input; none panics. Phoenix closes the
-/// connection on any of them, without a reply (P42).
+/// connection on any of them, without a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -74,11 +74,11 @@ impl std::error::Error for DecodeError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError {
-    /// A V2 push or broadcast payload is JSON but not an object (P33).
+    /// A V2 push or broadcast payload is JSON but not an object.
     NotAnObject,
     /// A binary payload on a V1 connection, which has no binary frames.
     BinaryOnV1,
-    /// A binary frame header field is longer than 255 bytes (P40).
+    /// A binary frame header field is longer than 255 bytes.
     FieldTooLong {
         /// The field.
         field: &'static str,
@@ -110,7 +110,7 @@ impl From<serde_json::Error> for EncodeError {
     }
 }
 
-/// Why a `vsn` was refused (P6): the server answers HTTP 403.
+/// Why a `vsn` was refused: the server answers HTTP 403.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VsnError {
     /// Not a full `MAJOR.MINOR.PATCH` version.

@@ -1,4 +1,4 @@
-//! Wire formats: V1 JSON objects, V2 JSON arrays and V2 binary frames (PROTOCOL.md 3).
+//! Wire formats: V1 JSON objects, V2 JSON arrays and V2 binary frames.
 //!
 //! A connection's format is fixed at the handshake by its `vsn` parameter
 //! ([`Serializer::negotiate`]). Server-side encoders return a complete WebSocket
@@ -60,7 +60,7 @@ impl Serializer {
     /// Both formats, in a fixed order (handy for per-format caches).
     pub const ALL: [Serializer; 2] = [Serializer::V1, Serializer::V2];
 
-    /// Picks the serializer for a `vsn` parameter (P4–P6): absent means `1.0.0`;
+    /// Picks the serializer for a `vsn` parameter: absent means `1.0.0`;
     /// `1.0.x` is V1, `2.0.x` is V2; anything else is refused.
     pub fn negotiate(vsn: Option<&str>) -> Result<Serializer, VsnError> {
         let Some(vsn) = vsn else { return Ok(Serializer::V1) };
@@ -115,7 +115,7 @@ impl Serializer {
         }
     }
 
-    /// Encodes a server push: `phx_close` and `phx_error` too, which carry a ref (P30, P35, P37).
+    /// Encodes a server push: `phx_close` and `phx_error` too, which carry a ref.
     pub fn encode_push(self, msg: &Message) -> Result<Frame, EncodeError> {
         match (&msg.payload, self) {
             (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(msg, bytes),
@@ -128,7 +128,7 @@ impl Serializer {
         }
     }
 
-    /// Encodes a `phx_reply` (P31, P38). The response may be any JSON value, or bytes on V2.
+    /// Encodes a `phx_reply`. The response may be any JSON value, or bytes on V2.
     pub fn encode_reply(self, reply: &Reply) -> Result<Frame, EncodeError> {
         match (&reply.response, self) {
             (Payload::Binary(bytes), Serializer::V2) => binary::encode_reply(reply, bytes),
@@ -149,7 +149,7 @@ impl Serializer {
         }
     }
 
-    /// Encodes a fastlane broadcast: no refs (P32, P39).
+    /// Encodes a fastlane broadcast: no refs.
     pub fn encode_broadcast(self, broadcast: &Broadcast) -> Result<Frame, EncodeError> {
         match (&broadcast.payload, self) {
             (Payload::Binary(bytes), Serializer::V2) => binary::encode_broadcast(broadcast, bytes),
@@ -260,13 +260,11 @@ mod tests {
 
     #[test]
     fn missing_vsn_selects_v1() {
-        // P4
         assert_eq!(Serializer::negotiate(None), Ok(Serializer::V1));
     }
 
     #[test]
     fn vsn_1_0_x_selects_v1_and_2_0_x_selects_v2() {
-        // P5
         assert_eq!(Serializer::negotiate(Some("1.0.0")), Ok(Serializer::V1));
         assert_eq!(Serializer::negotiate(Some("1.0.7")), Ok(Serializer::V1));
         assert_eq!(Serializer::negotiate(Some("2.0.0")), Ok(Serializer::V2));
@@ -277,7 +275,6 @@ mod tests {
 
     #[test]
     fn invalid_or_unmatched_vsn_is_refused() {
-        // P6
         for bad in ["2.0", "", "abc", "2..0", "2.0.x", "1.0.0.0", "02.0.0", "2.00.0", "2.0.0-", "2.0.0+", "2.0.1-a..b"]
         {
             assert!(matches!(Serializer::negotiate(Some(bad)), Err(VsnError::Invalid(_))), "{bad}");

@@ -1,4 +1,4 @@
-//! V1 JSON: one object per text frame (PROTOCOL.md 3.3).
+//! V1 JSON: one object per text frame.
 
 use super::{DecodeError, EncodeError, Frame, json_frame, ref_field, string_field};
 use crate::message::Message;
@@ -6,7 +6,7 @@ use crate::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
-/// A server frame, keys in Phoenix's (sorted) order. V1 output never has `join_ref` (P34).
+/// A server frame, keys in Phoenix's (sorted) order. V1 output never has `join_ref`.
 #[derive(Serialize)]
 struct ServerFrame<'a, P: Serialize> {
     event: &'a str,
@@ -29,7 +29,7 @@ struct ClientFrame<'a> {
 }
 
 /// Decodes an object with `topic`, `event`, `payload` and `ref` present (values may be
-/// null where the type allows) and `join_ref` optional (P34).
+/// null where the type allows) and `join_ref` optional.
 pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
     let Value::Object(mut map) = value else { return Err(DecodeError::NotAnObject) };
     let mut take = |key: &'static str| map.remove(key).ok_or(DecodeError::MissingKey(key));
@@ -45,7 +45,7 @@ pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
 }
 
 /// Encodes a server frame: a push (ref null), a broadcast, a reply, or `phx_close` /
-/// `phx_error` with the stored join_ref in `ref` (P35).
+/// `phx_error` with the stored join_ref in `ref`.
 pub(super) fn encode<P: Serialize>(
     topic: &str,
     event: &str,
@@ -79,7 +79,6 @@ mod tests {
 
     #[test]
     fn decodes_an_object_with_all_keys() {
-        // P34
         let msg = decode(r#"{"topic":"room:1","event":"new_msg","payload":{"a":1},"ref":"3","join_ref":"1"}"#).unwrap();
         assert_eq!(msg.topic, "room:1");
         assert_eq!(msg.event, "new_msg");
@@ -90,7 +89,6 @@ mod tests {
 
     #[test]
     fn join_ref_is_optional_and_values_may_be_null() {
-        // P34
         let msg = decode(r#"{"topic":"t","event":"e","payload":null,"ref":null}"#).unwrap();
         assert_eq!(msg.join_ref, None);
         assert_eq!(msg.msg_ref, None);
@@ -99,7 +97,6 @@ mod tests {
 
     #[test]
     fn each_required_key_is_required() {
-        // P34
         for key in ["topic", "event", "payload", "ref"] {
             let mut obj = json!({"topic":"t","event":"e","payload":{},"ref":"1"});
             obj.as_object_mut().unwrap().remove(key);
@@ -122,7 +119,6 @@ mod tests {
 
     #[test]
     fn refs_are_echoed_exactly() {
-        // P43
         let msg = decode(r#"{"topic":"t","event":"e","payload":{},"ref":" 007 ","join_ref":"x"}"#).unwrap();
         let reply = Reply {
             join_ref: msg.join_ref,
@@ -137,7 +133,6 @@ mod tests {
 
     #[test]
     fn output_never_includes_join_ref() {
-        // P34
         let msg = Message {
             join_ref: Some("1".into()),
             msg_ref: None,
@@ -151,7 +146,6 @@ mod tests {
 
     #[test]
     fn pushes_and_broadcasts_have_a_null_ref() {
-        // P35
         let b = Broadcast::new("room:1", "new_msg", json!({"body":"hi"}));
         let frame = Serializer::V1.encode_broadcast(&b).unwrap();
         assert_eq!(frame.payload(), br#"{"event":"new_msg","payload":{"body":"hi"},"ref":null,"topic":"room:1"}"#);
@@ -159,7 +153,6 @@ mod tests {
 
     #[test]
     fn close_and_error_carry_the_stored_join_ref_in_ref() {
-        // P35
         let close = Message {
             join_ref: Some("4".into()),
             msg_ref: Some("4".into()),

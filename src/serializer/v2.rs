@@ -1,5 +1,4 @@
-//! V2 JSON: one array `[join_ref, ref, topic, event, payload]` per text frame
-//! (PROTOCOL.md 3.2).
+//! V2 JSON: one array `[join_ref, ref, topic, event, payload]` per text frame.
 
 use super::{DecodeError, EncodeError, Frame, json_frame, ref_field, string_field};
 use crate::message::Message;
@@ -7,7 +6,7 @@ use crate::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Decodes an array of at least 5 elements; elements after the fifth are ignored (P29).
+/// Decodes an array of at least 5 elements; elements after the fifth are ignored.
 pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
     let Value::Array(items) = value else { return Err(DecodeError::NotAnArray) };
     if items.len() < 5 {
@@ -23,7 +22,7 @@ pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
     Ok(Message { join_ref, msg_ref, topic, event, payload })
 }
 
-/// Encodes `[join_ref, ref, topic, event, payload]` (P30, P31, P32).
+/// Encodes `[join_ref, ref, topic, event, payload]`.
 pub(super) fn encode<P: Serialize>(
     join_ref: &Option<String>,
     msg_ref: &Option<String>,
@@ -57,28 +56,24 @@ mod tests {
 
     #[test]
     fn decodes_a_five_element_array() {
-        // P29
         let msg = decode(r#"["1","2","room:1","new_msg",{"body":"hi"}]"#).unwrap();
         assert_eq!(msg, push(Some("1"), Some("2"), "new_msg", json!({"body":"hi"})));
     }
 
     #[test]
     fn extra_elements_are_ignored() {
-        // P29
         let msg = decode(r#"["1","2","room:1","new_msg",{"body":"hi"},"extra",[1,2]]"#).unwrap();
         assert_eq!(msg, push(Some("1"), Some("2"), "new_msg", json!({"body":"hi"})));
     }
 
     #[test]
     fn fewer_than_five_elements_is_an_error() {
-        // P29, P42
         assert_eq!(decode(r#"["1","2","room:1","e"]"#), Err(DecodeError::TooFewElements { found: 4 }));
         assert_eq!(decode("[]"), Err(DecodeError::TooFewElements { found: 0 }));
     }
 
     #[test]
     fn non_arrays_are_errors() {
-        // P42
         assert_eq!(decode(r#"{"topic":"t"}"#), Err(DecodeError::NotAnArray));
         assert_eq!(decode("42"), Err(DecodeError::NotAnArray));
         assert!(matches!(decode("[1,"), Err(DecodeError::InvalidJson(_))));
@@ -110,7 +105,6 @@ mod tests {
 
     #[test]
     fn push_frame_has_join_ref_and_null_ref() {
-        // P30, P70
         let frame = Serializer::V2.encode_push(&push(Some("1"), None, "new_msg", json!({"body":"hi"}))).unwrap();
         assert!(!frame.is_binary());
         assert_eq!(frame.payload(), br#"["1",null,"room:1","new_msg",{"body":"hi"}]"#);
@@ -118,7 +112,6 @@ mod tests {
 
     #[test]
     fn reply_frame_shape() {
-        // P31
         let reply = Reply {
             join_ref: Some("1".into()),
             msg_ref: Some("4".into()),
@@ -132,7 +125,6 @@ mod tests {
 
     #[test]
     fn heartbeat_reply_has_null_join_ref() {
-        // P27
         let reply = Reply {
             join_ref: None,
             msg_ref: Some("7".into()),
@@ -146,7 +138,6 @@ mod tests {
 
     #[test]
     fn broadcast_frame_has_null_refs() {
-        // P32
         let frame =
             Serializer::V2.encode_broadcast(&Broadcast::new("room:1", "new_msg", json!({"body":"hi"}))).unwrap();
         assert_eq!(frame.payload(), br#"[null,null,"room:1","new_msg",{"body":"hi"}]"#);
@@ -154,7 +145,6 @@ mod tests {
 
     #[test]
     fn close_and_error_frames_repeat_the_join_ref_as_ref() {
-        // P68
         let frame = Serializer::V2
             .encode_push(&push(Some("1"), Some("1"), "phx_error", json!({"reason":"channel_crash"})))
             .unwrap();
@@ -163,7 +153,6 @@ mod tests {
 
     #[test]
     fn pushes_and_broadcasts_need_object_payloads_but_replies_do_not() {
-        // P33
         assert_eq!(Serializer::V2.encode_push(&push(Some("1"), None, "e", json!([1]))), Err(EncodeError::NotAnObject));
         assert_eq!(
             Serializer::V2.encode_broadcast(&Broadcast::new("t", "e", json!("s"))),
@@ -181,7 +170,6 @@ mod tests {
 
     #[test]
     fn refs_are_opaque_and_echoed_exactly() {
-        // P43
         let msg = decode(r#"["  j ","ref-\u00e9-1","t","e",{}]"#).unwrap();
         assert_eq!(msg.join_ref.as_deref(), Some("  j "));
         assert_eq!(msg.msg_ref.as_deref(), Some("ref-é-1"));

@@ -1,4 +1,4 @@
-//! Plain HTTP answers: refusals, errors and the endpoint's static responses.
+//! Plain HTTP answers: refusals, errors and pages.
 
 use bytes::Bytes;
 
@@ -36,12 +36,4 @@ pub(crate) fn response(status: u16, content_type: &str, body: &[u8], head_only: 
 /// A plain-text response.
 pub(crate) fn text(status: u16, body: &str) -> Bytes {
     response(status, "text/plain; charset=utf-8", body.as_bytes(), false)
-}
-
-/// A response the endpoint serves for a fixed path (see
-/// [`EndpointBuilder::static_response`](crate::EndpointBuilder::static_response)).
-#[derive(Clone, Debug)]
-pub(crate) struct StaticResponse {
-    pub(crate) content_type: String,
-    pub(crate) body: Bytes,
 }

@@ -1,7 +1,6 @@
 //! How other threads reach a reactor: a mailbox of commands and of connections with
 //! queued output, and one `mio::Waker` whose wake-ups are coalesced.
 
-use super::connect_pool::ConnectOutcome;
 use mio::Waker;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
@@ -19,10 +18,8 @@ pub(crate) struct ConnKey {
 pub(crate) enum Command {
     /// A new TCP connection from the acceptor.
     Adopt(TcpStream, SocketAddr),
-    /// A connect worker's verdict on a handshake.
-    Connected { key: ConnKey, outcome: ConnectOutcome },
     /// Drain up to this many connections: their channels terminate with
-    /// `{shutdown, draining}` and they close with 1012 (P81).
+    /// `{shutdown, draining}` and they close with 1012.
     Drain(usize),
     /// Drain what is left, and stop once every connection is gone.
     Stop,
@@ -52,6 +49,11 @@ impl Mailbox {
 
     pub(crate) fn command(&self, command: Command) {
         self.post(|mail| mail.commands.push(command));
+    }
+
+    /// Wakes the reactor to look at what was handed to it another way.
+    pub(crate) fn wake(&self) {
+        self.post(|_| {});
     }
 
     /// Adds to the mail and wakes the reactor, once per batch.

@@ -1,13 +1,16 @@
-//! Sockets and bytes: the acceptor, the reactors (mio), the handshake, and the
-//! per-connection protocol state machine. Nothing here runs user code except the
-//! connect workers, which exist so that reactors never do.
+//! Sockets and bytes: the acceptor, the reactors (mio), each connection's state and
+//! writer, and the outbound queues other threads hand frames to.
+//!
+//! Nothing here knows about channels, topics or the endpoint: what a request or a
+//! frame means is decided by the layer above, through the traits in `handler.rs`.
 
 pub(crate) mod acceptor;
-pub(crate) mod connect_pool;
-mod handshake;
+mod conn;
+pub(crate) mod handler;
 pub(crate) mod http;
 pub(crate) mod mailbox;
 pub(crate) mod outbound;
 pub(crate) mod reactor;
-mod session;
-mod write_queue;
+pub(crate) mod settings;
+mod socket_writer;
+pub(crate) mod write_queue;

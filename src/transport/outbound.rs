@@ -2,7 +2,7 @@
 //! replies and the broadcast fan-out hand frames to the connection's reactor.
 //!
 //! Everything one channel thread sends goes through here in order, control notices
-//! included (PROTOCOL.md 5.12), so the reactor sees a channel's frames, its close notice
+//! included, so the reactor sees a channel's frames, its close notice
 //! and its exit in the order they happened. The queue is bounded in frames and bytes; a
 //! producer that finds it full marks the connection as a slow consumer and the reactor
 //! closes it. Control notices are never refused: they are few (one or two per channel).
@@ -16,9 +16,10 @@
 //! topic's pacer says so (`pubsub/pacer.rs`), since under load the reactor's batched
 //! writes cost less.
 
-use super::reactor::{ConnKey, Mailbox};
+use super::mailbox::{ConnKey, Mailbox};
 use crate::serializer::Frame;
 use crate::stats::{self, Stats};
+use crate::subscriber_id::SubscriberId;
 use bytes::Bytes;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
@@ -26,22 +27,19 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 
-/// Identifies one channel instance (one join) on a connection.
-pub(crate) type InstanceId = u64;
-
 /// One item for the reactor.
 pub(crate) enum OutItem {
     /// A frame to write. `from` names the channel instance that sent it, so the frames of
     /// a channel replaced by a duplicate join can be discarded; fastlane frames have none.
-    Frame { from: Option<InstanceId>, frame: Frame },
+    Frame { from: Option<SubscriberId>, frame: Frame },
     /// The join reply: the channel is joined (or, if not `joined`, gone).
-    JoinResult { instance: InstanceId, frame: Frame, joined: bool },
+    JoinResult { instance: SubscriberId, frame: Frame, joined: bool },
     /// The channel is stopping gracefully: write `phx_close` and forget the topic.
-    Closing { instance: InstanceId },
+    Closing { instance: SubscriberId },
     /// The channel thread's last word. If the topic still names this instance, the stop
     /// was abnormal (`crashed`: write `phx_error`) or the connection is going away.
-    Exited { instance: InstanceId, crashed: bool },
-    /// A `disconnect` broadcast on the socket id: close with 1001 (P22).
+    Exited { instance: SubscriberId, crashed: bool },
+    /// A `disconnect` broadcast on the socket id: close with 1001.
     Disconnect,
 }
 
@@ -112,7 +110,7 @@ struct State {
     /// reactor's write queue, ahead of everything, and is never dropped.
     unfinished: Option<Bytes>,
     /// Channel instances replaced by a duplicate join: their frames are dropped (5.12).
-    killed: HashSet<InstanceId>,
+    killed: HashSet<SubscriberId>,
 }
 
 /// What the reactor takes from the queue in one go.
@@ -150,7 +148,7 @@ impl Outbound {
     /// instance are dropped.
     pub(crate) fn push_frame(
         &self,
-        from: Option<InstanceId>,
+        from: Option<SubscriberId>,
         frame: Frame,
         delivery: Delivery,
     ) -> Result<Pushed, Refused> {
@@ -234,24 +232,25 @@ impl Outbound {
         Taken { overflowed: state.overflowed, unfinished: state.unfinished.take() }
     }
 
-    /// Reactor side: it is about to write to the socket; producers must queue. Returns
-    /// the rest of a frame a producer wrote in part, which must be written first.
-    pub(crate) fn reactor_busy(&self) -> Option<Bytes> {
+    /// Reactor side: it takes the socket to write; producers must queue until it
+    /// releases it. Returns the rest of a frame a producer wrote in part, which must be
+    /// written first.
+    pub(super) fn claim(&self) -> Option<Bytes> {
         let mut state = self.state.lock();
         state.reactor_idle = false;
         state.unfinished.take()
     }
 
-    /// Reactor side: its write queue is empty; producers may write directly once the
-    /// queue is empty too.
-    pub(crate) fn reactor_idle(&self) {
+    /// Reactor side: its write queue is empty, so producers may write directly once
+    /// this queue is empty too.
+    pub(super) fn release(&self) {
         let mut state = self.state.lock();
         state.reactor_idle = state.items.is_empty() && state.unfinished.is_none();
     }
 
     /// A duplicate join replaced `instance`: drop its frames from now on.
     /// Frames it already queued are dropped here too, so the reactor never has to ask.
-    pub(crate) fn kill(&self, instance: InstanceId) {
+    pub(crate) fn kill(&self, instance: SubscriberId) {
         let mut state = self.state.lock();
         state.killed.insert(instance);
         let (mut frames, mut bytes) = (0, 0);
@@ -268,12 +267,12 @@ impl Outbound {
     }
 
     /// Whether `instance` was killed.
-    pub(crate) fn is_killed(&self, instance: InstanceId) -> bool {
+    pub(crate) fn is_killed(&self, instance: SubscriberId) -> bool {
         self.state.lock().killed.contains(&instance)
     }
 
     /// `instance` has exited: forget it.
-    pub(crate) fn forget(&self, instance: InstanceId) {
+    pub(crate) fn forget(&self, instance: SubscriberId) {
         self.state.lock().killed.remove(&instance);
     }
 
@@ -286,7 +285,7 @@ impl Outbound {
 
     /// Reactor side: no more items are accepted; queued ones are dropped, and producers
     /// let go of the socket.
-    pub(crate) fn close(&self) {
+    pub(super) fn close(&self) {
         let mut state = self.state.lock();
         state.closed = true;
         state.items.clear();
@@ -312,22 +311,22 @@ mod tests {
         let key = ConnKey { slot: 0, serial: 0 };
         let outbound = Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None);
         let queue = |from| outbound.push_frame(from, frame(), Delivery::Queue).unwrap();
-        queue(Some(1));
-        queue(Some(2));
+        queue(Some(SubscriberId(1)));
+        queue(Some(SubscriberId(2)));
         queue(None);
-        outbound.kill(1);
+        outbound.kill(SubscriberId(1));
         // The dropped frame no longer counts against the limit, and later ones are dropped.
-        queue(Some(2));
-        queue(Some(1));
+        queue(Some(SubscriberId(2)));
+        queue(Some(SubscriberId(1)));
         let mut items = Vec::new();
         outbound.take(&mut items);
-        let senders: Vec<Option<InstanceId>> = items
+        let senders: Vec<Option<SubscriberId>> = items
             .iter()
             .map(|item| match item {
                 OutItem::Frame { from, .. } => *from,
                 _ => panic!("only frames were queued"),
             })
             .collect();
-        assert_eq!(senders, [Some(2), None, Some(2)]);
+        assert_eq!(senders, [Some(SubscriberId(2)), None, Some(SubscriberId(2))]);
     }
 }

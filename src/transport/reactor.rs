@@ -1,137 +1,60 @@
-//! A reactor: one thread, one `mio::Poll`, many connections. It reads and decodes
-//! frames, hands them to the connection's [`Session`], and writes queued frames with
-//! vectored writes. It never blocks and never runs user code.
+//! A reactor: one thread, one `mio::Poll`, many connections. It turns socket events,
+//! mail from other threads and deadlines into calls on the connections it holds
+//! (`conn.rs`). It never blocks and never runs user code.
 
-pub(crate) use super::mailbox::{ConnKey, Mailbox};
-
-use super::connect_pool::{ConnectJob, ConnectOutcome};
-use super::handshake::{self, Decision, Upgrade};
+use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
+use super::handler::{Answer, ConnectionLink, Hangup, Peers, RequestHandler, Verdict, VerdictReceiver, Verdicts};
 use super::http;
-use super::mailbox::{Command, Mail};
-use super::outbound::{OutItem, Outbound};
-use super::session::Session;
-use super::write_queue::WriteQueue;
-use crate::channel::StopReason;
-use crate::endpoint::Shared;
-use crate::serializer::{Frame, RawFrame};
-use crate::stats;
+use super::mailbox::{Command, ConnKey, Mail, Mailbox};
+use super::outbound::OutItem;
+use super::settings::TransportSettings;
+use crate::stats::{self, Stats};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use tungstenite::handshake::machine::TryParse;
-use tungstenite::handshake::server::Request;
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
-use tungstenite::{Error as WsError, Message as WsMessage};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 const WAKER: Token = Token(usize::MAX);
-/// How long a closing connection may take to flush its last frames.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// tungstenite's read buffer per connection: its default (128 KiB) would cost more
-/// memory per connection than the channel threads do.
-const READ_BUFFER: usize = 4096;
 
-/// Close codes the server sends (PROTOCOL.md 2.8).
-pub(crate) mod close_code {
-    pub(crate) const GOING_AWAY: u16 = 1001;
-    pub(crate) const PROTOCOL_ERROR: u16 = 1002;
-    pub(crate) const INVALID_DATA: u16 = 1007;
-    pub(crate) const POLICY: u16 = 1008;
-    pub(crate) const TOO_BIG: u16 = 1009;
-    pub(crate) const RESTART: u16 = 1012;
-}
-
-enum State {
-    /// Reading the HTTP request.
-    Handshake { buf: Vec<u8> },
-    /// Waiting for the socket's `connect`.
-    Connecting { upgrade: Box<Upgrade>, tail: Vec<u8> },
-    /// Speaking WebSocket.
-    Open { ws: Box<WebSocketContext>, session: Box<Session>, idle: Duration },
-    /// Flushing the last bytes, then closing.
-    Closing,
-}
-
-struct Conn {
-    /// Shared with the connection's outbound queue, whose producers may write to it
-    /// directly (see `outbound.rs`); reads stay on the reactor.
-    stream: Arc<TcpStream>,
-    peer: SocketAddr,
-    serial: u64,
-    state: State,
-    writes: WriteQueue,
-    deadline: Instant,
-}
-
-/// tungstenite's view of the socket: reads come from the stream; writes (pongs and
-/// close replies) are collected so they can join the connection's write queue in order.
-struct WsIo<'a> {
-    stream: &'a TcpStream,
-    written: &'a mut Vec<u8>,
-    read: usize,
-    /// A read returned less than asked: the socket is empty for now. Reading again
-    /// would only return `WouldBlock`, and data that arrives later raises a new
-    /// (edge-triggered) event, so the next read reports `WouldBlock` without a call.
-    drained: bool,
-}
-
-impl Read for WsIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.drained {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let mut stream = self.stream;
-        let n = stream.read(buf)?;
-        self.drained = n < buf.len();
-        self.read += n;
-        Ok(n)
-    }
-}
-
-impl Write for WsIo<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.written.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// What every reactor of an endpoint shares.
+pub(crate) struct ReactorContext {
+    pub(crate) settings: TransportSettings,
+    pub(crate) handler: Arc<dyn RequestHandler>,
+    pub(crate) stats: Arc<Stats>,
+    /// TCP connections held by the reactors, in any state (for the connection cap).
+    pub(crate) open_sockets: AtomicUsize,
 }
 
 pub(crate) struct Reactor {
     poll: Poll,
     mailbox: Arc<Mailbox>,
-    shared: Arc<Shared>,
+    context: Arc<ReactorContext>,
+    verdicts: (Verdicts, VerdictReceiver),
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     next_serial: u64,
     mail: Mail,
     items: Vec<OutItem>,
-    tick: Duration,
     stopping: Option<Instant>,
 }
 
 impl Reactor {
-    pub(crate) fn new(shared: Arc<Shared>) -> io::Result<Reactor> {
+    pub(crate) fn new(context: Arc<ReactorContext>) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
-        let shortest = shared.mounts.iter().map(|m| m.socket.settings.idle_timeout).min();
-        let tick =
-            shortest.map_or(Duration::from_secs(1), |t| t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         Ok(Reactor {
             poll,
             mailbox: Arc::new(Mailbox::new(waker)),
-            shared,
+            context,
+            verdicts: crossbeam_channel::unbounded(),
             conns: Vec::new(),
             free: Vec::new(),
             next_serial: 0,
             mail: Mail::default(),
             items: Vec::new(),
-            tick,
             stopping: None,
         })
     }
@@ -143,7 +66,8 @@ impl Reactor {
     /// Runs until shut down and every connection is gone.
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut next_scan = Instant::now() + self.tick;
+        let tick = self.context.settings.tick;
+        let mut next_scan = Instant::now() + tick;
         loop {
             let timeout = next_scan.saturating_duration_since(Instant::now());
             if let Err(err) = self.poll.poll(&mut events, Some(timeout))
@@ -167,7 +91,7 @@ impl Reactor {
             let now = Instant::now();
             if now >= next_scan {
                 self.expire(now);
-                next_scan = now + self.tick;
+                next_scan = now + tick;
             }
             if let Some(deadline) = self.stopping
                 && (self.conns.iter().all(Option::is_none) || now >= deadline)
@@ -183,13 +107,15 @@ impl Reactor {
         for command in mail.commands.drain(..) {
             match command {
                 Command::Adopt(stream, peer) => self.adopt(stream, peer),
-                Command::Connected { key, outcome } => self.connected(key, outcome),
                 Command::Drain(count) => self.drain(count),
                 Command::Stop => {
-                    self.stopping = Some(Instant::now() + self.shared.config.shutdown_timeout);
+                    self.stopping = Some(Instant::now() + self.context.settings.shutdown_timeout);
                     self.drain(usize::MAX);
                 }
             }
+        }
+        while let Ok((key, verdict)) = self.verdicts.1.try_recv() {
+            self.decided(key, verdict);
         }
         for key in mail.ready.drain(..) {
             self.drain_outbound(key);
@@ -198,15 +124,15 @@ impl Reactor {
     }
 
     fn conn(&mut self, slot: usize) -> Option<&mut Conn> {
-        self.conns.get_mut(slot).and_then(Option::as_mut)
+        slot_of(&mut self.conns, slot)
     }
 
     fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if self.stopping.is_some() {
             return;
         }
-        let max = self.shared.config.max_connections;
-        let over = self.shared.tcp_connections.fetch_add(1, Ordering::Relaxed) >= max;
+        let max = self.context.settings.max_connections;
+        let over = self.context.open_sockets.fetch_add(1, Ordering::Relaxed) >= max;
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -215,17 +141,14 @@ impl Reactor {
             self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
         {
             log::error!("cannot register a connection: {err}");
-            self.shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+            self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
             self.free.push(slot);
             return;
         }
         let _ = stream.set_nodelay(true);
-        let stream = Arc::new(stream);
         self.next_serial += 1;
-        let deadline = Instant::now() + self.shared.config.handshake_timeout;
-        let state = State::Handshake { buf: Vec::new() };
-        self.conns[slot] =
-            Some(Conn { stream, peer, serial: self.next_serial, state, writes: WriteQueue::default(), deadline });
+        let handshake_timeout = self.context.settings.handshake_timeout;
+        self.conns[slot] = Some(Conn::new(Arc::new(stream), peer, self.next_serial, handshake_timeout));
         if over {
             log::warn!("refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
@@ -237,336 +160,120 @@ impl Reactor {
         match conn.state {
             State::Handshake { .. } => self.read_request(slot),
             State::Open { .. } => self.read_frames(slot),
-            // Reading waits for connect; the bytes stay in the kernel until then.
-            State::Connecting { .. } => {}
-            State::Closing => self.discard_input(slot),
+            // Reading waits for the verdict; the bytes stay in the kernel until then.
+            State::Deciding { .. } => {}
+            State::Closing => {
+                if conn.discard_input() {
+                    self.drop_conn(slot);
+                }
+            }
         }
     }
 
     fn read_request(&mut self, slot: usize) {
-        let shared = self.shared.clone();
-        let max = shared.config.max_header_bytes;
+        let context = self.context.clone();
+        let max = context.settings.max_header_bytes;
+        let (mailbox, verdicts) = (self.mailbox.clone(), self.verdicts.0.clone());
         let Some(conn) = self.conn(slot) else { return };
-        let State::Handshake { buf } = &mut conn.state else { return };
-        let mut chunk = [0u8; 4096];
-        let eof = loop {
-            match (&*conn.stream).read(&mut chunk) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.len() > max {
-                        break false;
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break true,
-            }
-        };
-        let parsed = Request::try_parse(buf);
         let peer = conn.peer;
-        match parsed {
-            Ok(Some((len, _))) if len > max => {
+        match conn.read_request(max) {
+            RequestRead::Partial => {}
+            RequestRead::Gone => self.drop_conn(slot),
+            RequestRead::TooLarge => {
                 log::warn!("refusing a request from {peer}: headers over {max} bytes");
                 self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
             }
-            Ok(Some((len, request))) => {
-                let tail = buf[len..].to_vec();
-                let local = conn.stream.local_addr().unwrap_or(peer);
-                match handshake::decide(&request, &shared, peer, local) {
-                    Decision::Respond(bytes) => self.respond(slot, bytes),
-                    Decision::Connect(upgrade) => self.start_connect(slot, upgrade, tail),
+            RequestRead::Parsed(request) => {
+                let stream = conn.writer.stream().clone();
+                let local = stream.local_addr().unwrap_or(peer);
+                let key = ConnKey { slot, serial: conn.serial };
+                let link = ConnectionLink::new(key, mailbox, verdicts, stream, context.stats.clone());
+                match context.handler.request(&request, Peers { remote: peer, local }, link) {
+                    Answer::Respond(bytes) => self.respond(slot, bytes),
+                    Answer::Deciding => {}
                 }
             }
-            Ok(None) if buf.len() > max => {
-                log::warn!("refusing a request from {peer}: headers over {max} bytes");
-                self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
-            }
-            Ok(None) if eof => self.drop_conn(slot),
-            Ok(None) => {}
-            Err(err) => {
+            RequestRead::Unparsed(head) => {
                 // tungstenite parses only `GET` over HTTP/1.1; anything else that has a
                 // request line still gets the answer its path calls for.
-                log::debug!("request from {peer} is not a WebSocket GET: {err}");
-                let answer = handshake::answer_other(buf, &shared);
+                log::debug!("request from {peer} is not a WebSocket GET");
+                let answer = context.handler.unparsed_request(&head);
                 self.refuse(slot, answer);
             }
         }
     }
 
     fn refuse(&mut self, slot: usize, bytes: bytes::Bytes) {
-        stats::incr(self.shared.stats.refused_connections());
+        stats::incr(self.context.stats.refused_connections());
         self.respond(slot, bytes);
     }
 
     /// Sends a plain HTTP answer and closes.
     fn respond(&mut self, slot: usize, bytes: bytes::Bytes) {
         let Some(conn) = self.conn(slot) else { return };
-        conn.writes.push(bytes);
-        conn.state = State::Closing;
-        conn.deadline = Instant::now() + CLOSE_GRACE;
+        conn.respond(bytes);
         self.flush(slot);
     }
 
-    fn start_connect(&mut self, slot: usize, upgrade: Box<Upgrade>, tail: Vec<u8>) {
-        let mailbox = self.mailbox.clone();
-        let Some(conn) = self.conn(slot) else { return };
-        let job = ConnectJob {
-            mailbox,
-            key: ConnKey { slot, serial: conn.serial },
-            socket: upgrade.mount.socket.clone(),
-            params: upgrade.params.clone(),
-            info: upgrade.info.clone(),
-        };
-        conn.state = State::Connecting { upgrade, tail };
-        self.shared.connect_pool.submit(job);
-    }
-
-    fn connected(&mut self, key: ConnKey, outcome: ConnectOutcome) {
-        let shared = self.shared.clone();
-        let mailbox = self.mailbox.clone();
-        let Some(conn) = self.conn(key.slot).filter(|c| c.serial == key.serial) else { return };
-        let State::Connecting { upgrade, tail } = std::mem::replace(&mut conn.state, State::Closing) else { return };
-        let Upgrade { mount, params, serializer, response, .. } = *upgrade;
-        let settings = &mount.socket.settings;
-        let log_line = |verb: &str, took: Duration| {
-            if let Some(level) = settings.log_connect {
-                let filtered = crate::logging::filter(
-                    &serde_json::Value::Object(params.clone()),
-                    &shared.config.filter_parameters,
-                );
-                log::log!(
-                    level,
-                    "{verb} {} in {}\n  Transport: :websocket\n  Serializer: {}\n  Parameters: {filtered}",
-                    mount.path,
-                    crate::logging::duration(took),
-                    serializer.name()
-                );
-            }
-        };
-        match outcome {
-            ConnectOutcome::Refused { refusal, took } => {
-                log_line("REFUSED CONNECTION TO", took);
-                let bytes = http::text(refusal.status, &refusal.body);
-                self.refuse(key.slot, bytes);
-            }
-            ConnectOutcome::Accepted { assigns, id, took } => {
-                log_line("CONNECTED TO", took);
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(READ_BUFFER)
-                    .max_frame_size(Some(settings.max_frame_size))
-                    .max_message_size(Some(settings.max_frame_size));
-                let ws = WebSocketContext::from_partially_read(tail, Role::Server, Some(config));
-                let outbound = Arc::new(Outbound::new(
-                    key,
-                    mailbox,
-                    settings.outbound,
-                    shared.stats.clone(),
-                    Some(conn.stream.clone()),
-                ));
-                let idle = settings.idle_timeout;
-                let session = Session::new(shared.clone(), mount.clone(), serializer, assigns, id, outbound);
-                conn.writes.push(response);
-                conn.state = State::Open { ws: Box::new(ws), session: Box::new(session), idle };
-                conn.deadline = Instant::now() + idle;
-                stats::incr(shared.stats.connections());
-                stats::incr(shared.stats.connections_total());
-                // Frames that arrived while connect ran are waiting in the kernel (or the tail).
+    fn decided(&mut self, key: ConnKey, verdict: Verdict) {
+        let Some(conn) = slot_of(&mut self.conns, key.slot).filter(|conn| conn.serial == key.serial) else { return };
+        if !matches!(conn.state, State::Deciding { .. }) {
+            return;
+        }
+        match verdict {
+            Verdict::Refuse(bytes) => self.refuse(key.slot, bytes),
+            Verdict::Open(opened) => {
+                conn.open(*opened, &self.context.stats);
+                // Frames that arrived while the application decided are waiting in the
+                // kernel (or the tail), and other threads may have queued output.
                 self.read_frames(key.slot);
-                self.flush(key.slot);
+                self.drain_outbound(key);
             }
         }
     }
 
     fn read_frames(&mut self, slot: usize) {
-        let shared = &self.shared;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
-        let State::Open { ws, session, idle } = &mut conn.state else { return };
-        let mut written = Vec::new();
-        let mut io = WsIo { stream: &conn.stream, written: &mut written, read: 0, drained: false };
-        let mut close: Option<(u16, String)> = None;
-        let mut peer_closed = false;
-        loop {
-            match ws.read(&mut io) {
-                Ok(WsMessage::Text(text)) => {
-                    if let Err(reason) = receive(session, RawFrame::Text(text.as_bytes()), &mut conn.writes, shared) {
-                        close = Some((close_code::INVALID_DATA, reason));
-                        break;
-                    }
-                }
-                Ok(WsMessage::Binary(bytes)) => {
-                    if let Err(reason) = receive(session, RawFrame::Binary(&bytes), &mut conn.writes, shared) {
-                        close = Some((close_code::INVALID_DATA, reason));
-                        break;
-                    }
-                }
-                Ok(WsMessage::Close(_)) => {
-                    peer_closed = true;
-                }
-                Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => {}
-                Err(WsError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(WsError::Io(err)) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_)) => {
-                    peer_closed = true;
-                    break;
-                }
-                Err(WsError::Capacity(err)) => {
-                    close = Some((close_code::TOO_BIG, err.to_string())); // P24
-                    break;
-                }
-                Err(WsError::Utf8(_)) => {
-                    close = Some((close_code::INVALID_DATA, "invalid UTF-8 in a text frame".into())); // P25
-                    break;
-                }
-                Err(WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
-                    peer_closed = true;
-                    break;
-                }
-                Err(err) => {
-                    close = Some((close_code::PROTOCOL_ERROR, err.to_string()));
-                    break;
-                }
-            }
-        }
-        let read = io.read;
-        if read > 0 {
-            stats::add(shared.stats.bytes_in(), read as u64);
-            conn.deadline = Instant::now() + *idle; // P23: counts from the last data received
-        }
-        // Pongs and close replies from tungstenite, in order after what was queued so far.
-        if !written.is_empty() {
-            conn.writes.push(written.into());
-        }
-        if let Some((code, reason)) = close {
-            log::info!("closing the connection from {}: {reason} ({code})", conn.peer);
-            self.close(slot, code, &reason, StopReason::closed());
-        } else if peer_closed {
-            self.end_session(slot, StopReason::closed());
+        let Some(conn) = slot_of(&mut self.conns, slot) else { return };
+        let stats = &self.context.stats;
+        if let Some(close) = conn.read_frames(stats) {
+            log::info!("closing the connection from {}: {} ({})", conn.peer, close.reason, close.code);
+            conn.close(&close, Hangup::Closed, stats);
         }
         self.flush(slot);
     }
 
-    /// Moves queued items from the connection's outbound queue into its write queue.
+    /// Applies what other threads queued for a connection, and writes.
     fn drain_outbound(&mut self, key: ConnKey) {
-        let mut items = std::mem::take(&mut self.items);
-        let Some(conn) = self.conns.get_mut(key.slot).and_then(Option::as_mut).filter(|c| c.serial == key.serial)
-        else {
-            return self.items = items;
-        };
-        let State::Open { session, .. } = &mut conn.state else { return self.items = items };
-        let taken = session.outbound.take(&mut items);
-        if let Some(rest) = taken.unfinished {
-            conn.writes.push_front_rest(rest);
-        }
-        let mut disconnect = false;
-        for item in items.drain(..) {
-            if session.apply(item, &mut conn.writes).is_err() {
-                disconnect = true;
-            }
-        }
-        self.items = items;
-        if taken.overflowed {
-            let (frames, bytes) = conn.writes.discard_unstarted();
-            session.outbound.written(frames, bytes);
-            stats::incr(self.shared.stats.slow_consumer_closes());
-            log::warn!("closing the connection from {}: slow consumer, its outbound queue is full", conn.peer);
-            self.close(key.slot, close_code::POLICY, "slow consumer: outbound queue full", StopReason::closed());
-        } else if disconnect {
-            self.close(key.slot, close_code::GOING_AWAY, "disconnected", StopReason::closed()); // P22
+        let stats = &self.context.stats;
+        if let Some(conn) = slot_of(&mut self.conns, key.slot).filter(|conn| conn.serial == key.serial)
+            && let Some(close) = conn.apply_outbound(&mut self.items, stats)
+        {
+            conn.close(&close, Hangup::Closed, stats);
         }
         self.flush(key.slot);
     }
 
-    /// Ends the session (channels terminate with `reason`), queues a close frame, and
-    /// closes once it is written.
-    fn close(&mut self, slot: usize, code: u16, reason: &str, stop: StopReason) {
-        self.end_session(slot, stop);
-        if let Some(conn) = self.conn(slot) {
-            conn.writes.push(Frame::close(code, reason).as_bytes().clone());
-        }
-    }
-
-    fn end_session(&mut self, slot: usize, stop: StopReason) {
-        let stats = self.shared.stats.clone();
-        let Some(conn) = self.conn(slot) else { return };
-        if let State::Open { session, .. } = &mut conn.state {
-            // A frame a producer left half written must still be finished.
-            if let Some(rest) = session.outbound.reactor_busy() {
-                conn.writes.push_front_rest(rest);
-            }
-            session.end(&stop);
-            stats::decr(stats.connections());
-        }
-        conn.state = State::Closing;
-        conn.deadline = Instant::now() + CLOSE_GRACE;
-    }
-
-    fn discard_input(&mut self, slot: usize) {
-        let Some(conn) = self.conn(slot) else { return };
-        let mut chunk = [0u8; 4096];
-        loop {
-            match (&*conn.stream).read(&mut chunk) {
-                Ok(0) => return self.drop_conn(slot),
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.drop_conn(slot),
-            }
-        }
-    }
-
     fn flush(&mut self, slot: usize) {
-        let stats = &self.shared.stats;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
-        let outbound = match &conn.state {
-            State::Open { session, .. } => Some(&session.outbound),
-            _ => None,
-        };
-        if !conn.writes.is_empty()
-            && let Some(outbound) = outbound
-            && let Some(rest) = outbound.reactor_busy()
-        {
-            conn.writes.push_front_rest(rest);
-        }
-        let result = conn.writes.flush(&mut &*conn.stream);
-        if conn.writes.is_empty()
-            && let Some(outbound) = outbound
-        {
-            outbound.reactor_idle();
-        }
-        match result {
-            Ok(written) => {
-                stats::add(stats.bytes_out(), written.bytes as u64);
-                stats::add(stats.frames_out(), written.frames as u64);
-                if let State::Open { session, .. } = &conn.state
-                    && written.counted_frames > 0
-                {
-                    session.outbound.written(written.counted_frames, written.counted_bytes);
-                }
-                if matches!(conn.state, State::Closing) && conn.writes.is_empty() {
-                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-                    self.drop_conn(slot);
-                }
-            }
-            Err(_) => self.drop_conn(slot),
+        let Some(conn) = slot_of(&mut self.conns, slot) else { return };
+        if conn.flush(&self.context.stats) {
+            self.drop_conn(slot);
         }
     }
 
     fn drop_conn(&mut self, slot: usize) {
-        self.end_session(slot, StopReason::closed());
-        if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
-            // The outbound queue let go of the socket when the session ended, so this is
-            // the last handle; closing the descriptor would also take it out of the poll.
-            if let Some(stream) = Arc::get_mut(&mut conn.stream) {
-                let _ = self.poll.registry().deregister(stream);
-            }
-            self.shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
-            self.free.push(slot);
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        conn.end_session(Hangup::Closed, &self.context.stats);
+        // The outbound queue let go of the socket when the session ended, so this is
+        // the last handle; closing the descriptor would also take it out of the poll.
+        if let Some(stream) = conn.writer.sole_stream() {
+            let _ = self.poll.registry().deregister(stream);
         }
+        self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
+        self.free.push(slot);
     }
 
-    /// Closes connections past their deadline: idle ones (P23), stalled handshakes,
-    /// and closing ones that would not take their last bytes.
+    /// Closes connections past their deadline: idle ones, stalled handshakes, and
+    /// closing ones that would not take their last bytes.
     fn expire(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conn(slot) else { continue };
@@ -577,55 +284,46 @@ impl Reactor {
                 State::Open { .. } => {
                     // Data may have arrived since the last poll: read it before judging.
                     self.read_frames(slot);
-                    let Some(conn) = self.conn(slot) else { continue };
+                    let Some(conn) = slot_of(&mut self.conns, slot) else { continue };
                     if now < conn.deadline || !matches!(conn.state, State::Open { .. }) {
                         continue;
                     }
                     log::info!("closing the connection from {}: idle timeout", conn.peer);
-                    self.close(slot, close_code::PROTOCOL_ERROR, "idle timeout", StopReason::closed());
+                    let idle = CloseWith { code: close_code::PROTOCOL_ERROR, reason: "idle timeout".into() };
+                    conn.close(&idle, Hangup::Closed, &self.context.stats);
                     self.flush(slot);
                 }
                 State::Handshake { .. } => {
                     log::info!("closing the connection from {}: handshake timeout", conn.peer);
                     self.refuse(slot, http::text(408, "Request Timeout"));
                 }
-                State::Connecting { .. } => {}
+                State::Deciding { .. } => {}
                 State::Closing => self.drop_conn(slot),
             }
         }
     }
 
-    /// Server shutdown, one batch: up to `count` connections' channels drain with
-    /// `{shutdown, draining}` and the connections close with 1012 so clients reconnect
-    /// elsewhere (P81). Connections still in their handshake are dropped.
+    /// Server shutdown, one batch: up to `count` connections' channels drain and the
+    /// connections close with 1012 so clients reconnect elsewhere. Connections still
+    /// in their handshake are dropped.
     fn drain(&mut self, mut count: usize) {
         for slot in 0..self.conns.len() {
-            let Some(conn) = self.conn(slot) else { continue };
+            let Some(conn) = slot_of(&mut self.conns, slot) else { continue };
             match conn.state {
                 State::Open { .. } if count > 0 => {
                     count -= 1;
-                    self.close(slot, close_code::RESTART, "server restart", StopReason::draining());
+                    let restart = CloseWith { code: close_code::RESTART, reason: "server restart".into() };
+                    conn.close(&restart, Hangup::Draining, &self.context.stats);
                     self.flush(slot);
                 }
-                State::Handshake { .. } | State::Connecting { .. } => self.drop_conn(slot),
+                State::Handshake { .. } | State::Deciding { .. } => self.drop_conn(slot),
                 _ => {}
             }
         }
     }
 }
 
-/// Decodes a data frame and hands it to the session. A frame that does not decode
-/// ends the connection without a reply (P42).
-fn receive(session: &mut Session, frame: RawFrame<'_>, out: &mut WriteQueue, shared: &Shared) -> Result<(), String> {
-    match session.serializer.decode(frame) {
-        Ok(msg) => {
-            stats::incr(shared.stats.messages_in());
-            session.receive(msg, out);
-            Ok(())
-        }
-        Err(err) => {
-            stats::incr(shared.stats.malformed_frames());
-            Err(format!("malformed message: {err}"))
-        }
-    }
+/// The connection in `slot`, if the slot holds one.
+fn slot_of(conns: &mut [Option<Conn>], slot: usize) -> Option<&mut Conn> {
+    conns.get_mut(slot).and_then(Option::as_mut)
 }

@@ -1,49 +1,55 @@
-//! One open WebSocket connection's protocol state: Phoenix's `socket.ex`. It routes
-//! decoded messages by topic, answers heartbeats, starts and replaces channels, and
-//! turns the channel threads' notices into `phx_close` and `phx_error` frames.
-//! It never blocks and never runs user code.
+//! One open connection's protocol state: Phoenix's `socket.ex`. It routes decoded
+//! messages by topic, answers heartbeats, starts and replaces channels, and turns the
+//! channel threads' notices into `phx_close` and `phx_error` frames. It never blocks
+//! and never runs user code, and it knows nothing of the transport beneath it but the
+//! connection's outbound queue and the frames it hands back to write.
 
-use super::outbound::{InstanceId, OutItem, Outbound};
-use super::write_queue::WriteQueue;
-use crate::channel::StopReason;
-use crate::channel_thread::{self, ChannelMsg, ChannelStart, LogSettings};
-use crate::endpoint::{Mount, Shared};
-use crate::inbox::{Inbox, InboxError};
+use super::routes::Mount;
+use crate::channel_runtime::ChannelRuntime;
+use crate::channel_thread::{self, StartError};
+use crate::inbox::{ChannelMsg, Inbox, InboxError};
 use crate::message::{Message, PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, Reply};
 use crate::payload::Payload;
-use crate::pubsub::{Subscriber, SubscriptionId};
+use crate::pubsub::SubscriptionId;
 use crate::router;
-use crate::serializer::{Frame, Serializer};
+use crate::serializer::{Frame, RawFrame, Serializer};
 use crate::socket::{Assigns, ChannelLink};
 use crate::stats;
+use crate::stop_reason::StopReason;
+use crate::subscriber_id::SubscriberId;
+use crate::transport::handler::{ConnectionHandler, Disconnect, Hangup};
+use crate::transport::outbound::{OutItem, Outbound};
+use crate::transport::write_queue::WriteQueue;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One channel as the connection sees it.
 struct Entry {
-    instance: InstanceId,
+    instance: SubscriberId,
     /// The join's `join_ref` exactly as sent (possibly null): what later messages must carry.
     stored_join_ref: Option<String>,
     inbox: Inbox,
     /// A duplicate join's `phx_close` for the replaced instance, written after this
-    /// instance's join reply (P59).
+    /// instance's join reply.
     close_after_join: Option<Frame>,
 }
 
-pub(super) struct Session {
-    pub(super) serializer: Serializer,
+pub(crate) struct Session {
+    serializer: Serializer,
     mount: Arc<Mount>,
     assigns: Assigns,
-    pub(super) outbound: Arc<Outbound>,
+    outbound: Arc<Outbound>,
     channels: HashMap<String, Entry>,
+    /// The topic of each channel instance in `channels`.
+    topics: HashMap<SubscriberId, String>,
     socket_id: Option<(SubscriptionId, String)>,
-    shared: Arc<Shared>,
+    runtime: Arc<ChannelRuntime>,
 }
 
 impl Session {
-    pub(super) fn new(
-        shared: Arc<Shared>,
+    pub(crate) fn new(
+        runtime: Arc<ChannelRuntime>,
         mount: Arc<Mount>,
         serializer: Serializer,
         assigns: Assigns,
@@ -51,31 +57,39 @@ impl Session {
         outbound: Arc<Outbound>,
     ) -> Session {
         let socket_id = socket_id.map(|topic| {
-            let id = shared.pubsub.next_id();
-            shared.pubsub.inner.registry.subscribe(id, &topic, Subscriber::Connection(outbound.clone()));
+            let id = runtime.pubsub.subscribe_connection(&topic, outbound.clone());
             (id, topic)
         });
-        Session { serializer, mount, assigns, outbound, channels: HashMap::new(), socket_id, shared }
+        Session {
+            serializer,
+            mount,
+            assigns,
+            outbound,
+            channels: HashMap::new(),
+            topics: HashMap::new(),
+            socket_id,
+            runtime,
+        }
     }
 
-    /// Routes one decoded client message (PROTOCOL.md 5.3).
-    pub(super) fn receive(&mut self, msg: Message, out: &mut WriteQueue) {
+    /// Routes one decoded client message.
+    fn route(&mut self, msg: Message, out: &mut WriteQueue) {
         if msg.is_heartbeat() {
-            return self.reply(out, None, msg.msg_ref, msg.topic, "ok", Payload::empty()); // P27
+            return self.reply(out, None, msg.msg_ref, msg.topic, "ok", Payload::empty());
         }
         let Some(entry) = self.channels.get(&msg.topic) else {
             return match msg.event.as_str() {
                 PHX_JOIN => self.join(msg, None, out),
-                // P56: a leave of a topic not joined is answered ok, refs echoed.
+                // A leave of a topic not joined is answered ok, refs echoed.
                 PHX_LEAVE => self.reply(out, msg.join_ref, msg.msg_ref, msg.topic, "ok", Payload::empty()),
-                _ => self.unmatched(msg, out), // P55
+                _ => self.unmatched(msg, out),
             };
         };
         if msg.event == PHX_JOIN {
-            return self.replace(msg, out); // P59
+            return self.replace(msg, out);
         }
         if msg.join_ref.is_some() && msg.join_ref != entry.stored_join_ref {
-            return; // P57: stale, dropped silently
+            return; // stale: for an earlier instance of the topic, dropped silently
         }
         match entry.inbox.try_send(ChannelMsg::In(msg)) {
             Ok(()) => {}
@@ -84,16 +98,33 @@ impl Session {
         }
     }
 
+    fn insert(&mut self, topic: String, entry: Entry) {
+        self.topics.insert(entry.instance, topic.clone());
+        self.channels.insert(topic, entry);
+    }
+
+    fn remove(&mut self, topic: &str) -> Option<Entry> {
+        let entry = self.channels.remove(topic)?;
+        self.topics.remove(&entry.instance);
+        Some(entry)
+    }
+
+    /// The topic and entry of a channel instance still on this connection.
+    fn remove_instance(&mut self, instance: SubscriberId) -> Option<(String, Entry)> {
+        let topic = self.topics.get(&instance)?.clone();
+        self.remove(&topic).map(|entry| (topic, entry))
+    }
+
     /// A join for a topic with a channel: end the old instance without terminate, and
     /// join again; the old `phx_close` follows the new reply.
     fn replace(&mut self, msg: Message, out: &mut WriteQueue) {
-        let Some(old) = self.channels.remove(&msg.topic) else { return };
+        let Some(old) = self.remove(&msg.topic) else { return };
         log::debug!(
             "Duplicate channel join for topic \"{}\" in {}. Closing existing channel for new join.",
             msg.topic,
             self.mount.path
         );
-        // Its frames are discarded from now on (5.12); the thread ends without terminate.
+        // Its frames are discarded from now on; the thread ends without terminate.
         self.outbound.kill(old.instance);
         old.inbox.send_control(ChannelMsg::Kill);
         let close = self.close_frame(PHX_CLOSE, &msg.topic, old.stored_join_ref, Payload::empty());
@@ -106,31 +137,25 @@ impl Session {
             if !quiet {
                 log::warn!("Ignoring unmatched topic \"{}\" in {}", msg.topic, self.mount.path);
             }
-            return self.unmatched(msg, out); // P46
+            return self.unmatched(msg, out);
         };
         let max = self.mount.socket.settings.max_channels;
         if self.channels.len() >= max {
             log::error!("Reached max channels per transport limit of {max} for socket {}", self.mount.path);
-            stats::incr(self.shared.stats.refused_joins());
-            return self.refuse(msg, "too many channels joined", close_after_join, out); // P47
+            stats::incr(self.runtime.stats.refused_joins());
+            return self.refuse(msg, "too many channels joined", close_after_join, out);
         }
-        let cap = self.shared.config.max_channel_threads;
-        if self.shared.tracker.live() >= cap {
-            log::error!("Reached the limit of {cap} channel threads; refusing a join of {}", msg.topic);
-            stats::incr(self.shared.stats.refused_joins());
-            return self.refuse(msg, "too many channel threads", close_after_join, out);
-        }
-        let instance = self.shared.pubsub.next_id();
+        let instance = self.runtime.pubsub.next_id();
         let link = Arc::new(ChannelLink {
             outbound: self.outbound.clone(),
             serializer: self.serializer,
             instance,
             topic: msg.topic.clone(),
-            join_ref: msg.join_ref.clone().or_else(|| msg.msg_ref.clone()), // P53
+            // The channel's join ref is the join's `join_ref`, or its `ref` when null.
+            join_ref: msg.join_ref.clone().or_else(|| msg.msg_ref.clone()),
         });
         let mut assigns = self.assigns.clone();
-        assigns.extend(route.assigns.iter().map(|(k, v)| (k.clone(), v.clone()))); // P45
-        let (inbox, receiver) = Inbox::new(self.shared.config.channel_inbox_limit);
+        assigns.extend(route.assigns.iter().map(|(k, v)| (k.clone(), v.clone())));
         // What the join reply or a refusal needs once `msg` has gone to the thread.
         let header = Message {
             join_ref: msg.join_ref.clone(),
@@ -139,29 +164,21 @@ impl Session {
             event: PHX_JOIN.to_owned(),
             payload: Payload::empty(),
         };
-        let start = ChannelStart {
-            factory: route.factory.clone(),
-            channel_name: route.name,
-            join: msg,
-            link,
-            assigns,
-            pubsub: self.shared.pubsub.clone(),
-            inbox: inbox.clone(),
-            receiver,
-            stats: self.shared.stats.clone(),
-            tracker: self.shared.tracker.clone(),
-            presence: self.shared.presence.clone(),
-            log: LogSettings { filter: self.shared.config.filter_parameters.clone() },
-        };
-        match channel_thread::spawn(start, self.shared.config.channel_stack_size) {
-            Ok(()) => {
+        match channel_thread::start(&self.runtime, route, msg, link, assigns) {
+            Ok(inbox) => {
                 let entry = Entry { instance, stored_join_ref: header.join_ref, inbox, close_after_join };
-                self.channels.insert(header.topic, entry);
+                self.insert(header.topic, entry);
             }
             Err(err) => {
-                log::error!("cannot start a channel thread for {}: {err}", header.topic);
-                stats::incr(self.shared.stats.refused_joins());
-                self.refuse(header, "could not start channel", close_after_join, out);
+                stats::incr(self.runtime.stats.refused_joins());
+                let reason = match err {
+                    StartError::TooManyThreads => "too many channel threads",
+                    StartError::Spawn(err) => {
+                        log::error!("cannot start a channel thread for {}: {err}", header.topic);
+                        "could not start channel"
+                    }
+                };
+                self.refuse(header, reason, close_after_join, out);
             }
         }
     }
@@ -175,7 +192,7 @@ impl Session {
         }
     }
 
-    /// `{"reason":"unmatched topic"}` with a null join_ref (P46, P55).
+    /// `{"reason":"unmatched topic"}` with a null join_ref.
     fn unmatched(&mut self, msg: Message, out: &mut WriteQueue) {
         let response = Payload::Json(json!({"reason": "unmatched topic"}));
         self.reply(out, None, msg.msg_ref, msg.topic, "error", response);
@@ -197,7 +214,7 @@ impl Session {
         }
     }
 
-    /// `phx_close` or `phx_error`: join_ref = ref = the stored join_ref (P68).
+    /// `phx_close` or `phx_error`: join_ref and ref are both the stored join_ref.
     fn close_frame(&self, event: &str, topic: &str, join_ref: Option<String>, payload: Payload) -> Option<Frame> {
         let msg = Message {
             join_ref: join_ref.clone(),
@@ -208,13 +225,19 @@ impl Session {
         };
         self.serializer.encode_push(&msg).inspect_err(|err| log::error!("cannot encode {event}: {err}")).ok()
     }
+}
 
-    fn topic_of(&self, instance: InstanceId) -> Option<String> {
-        self.channels.iter().find(|(_, entry)| entry.instance == instance).map(|(topic, _)| topic.clone())
+impl ConnectionHandler for Session {
+    /// Decodes a frame and routes it. A frame that does not decode ends the
+    /// connection without a reply.
+    fn receive(&mut self, frame: RawFrame<'_>, out: &mut WriteQueue) -> Result<(), String> {
+        let msg = self.serializer.decode(frame).map_err(|err| format!("malformed message: {err}"))?;
+        self.route(msg, out);
+        Ok(())
     }
 
     /// Applies one item from the outbound queue; a `disconnect` broadcast is an `Err`.
-    pub(super) fn apply(&mut self, item: OutItem, out: &mut WriteQueue) -> Result<(), Disconnect> {
+    fn apply(&mut self, item: OutItem, out: &mut WriteQueue) -> Result<(), Disconnect> {
         match item {
             // Frames of a killed instance never get here: the queue drops them.
             OutItem::Frame { frame, .. } => out.push_counted(frame.as_bytes().clone()),
@@ -224,28 +247,26 @@ impl Session {
                     return Ok(());
                 }
                 out.push_counted(frame.as_bytes().clone());
-                if let Some(topic) = self.topic_of(instance) {
-                    let entry = self.channels.get_mut(&topic).expect("found above");
+                if let Some(topic) = self.topics.get(&instance).cloned() {
+                    let entry = self.channels.get_mut(&topic).expect("topics and channels agree");
                     if let Some(close) = entry.close_after_join.take() {
                         out.push(close.as_bytes().clone());
                     }
                     if !joined {
-                        self.channels.remove(&topic);
+                        self.remove(&topic);
                     }
                 }
             }
             OutItem::Closing { instance } => {
-                if let Some(topic) = self.topic_of(instance) {
-                    let entry = self.channels.remove(&topic).expect("found above");
-                    if let Some(close) = self.close_frame(PHX_CLOSE, &topic, entry.stored_join_ref, Payload::empty()) {
-                        out.push(close.as_bytes().clone());
-                    }
+                if let Some((topic, entry)) = self.remove_instance(instance)
+                    && let Some(close) = self.close_frame(PHX_CLOSE, &topic, entry.stored_join_ref, Payload::empty())
+                {
+                    out.push(close.as_bytes().clone());
                 }
             }
             OutItem::Exited { instance, crashed } => {
                 self.outbound.forget(instance);
-                if let Some(topic) = self.topic_of(instance) {
-                    let entry = self.channels.remove(&topic).expect("found above");
+                if let Some((topic, entry)) = self.remove_instance(instance) {
                     let payload = Payload::Json(json!({"reason": "channel_crash"}));
                     if crashed && let Some(error) = self.close_frame(PHX_ERROR, &topic, entry.stored_join_ref, payload)
                     {
@@ -258,20 +279,19 @@ impl Session {
         Ok(())
     }
 
-    /// The connection is going away: every channel terminates with `reason` (P78,
-    /// P81), nothing more is written, and the socket id subscription ends.
-    pub(super) fn end(&mut self, reason: &StopReason) {
-        // Closed first, so nothing a terminating channel pushes can reach the socket.
-        self.outbound.close();
+    /// The connection is going away: every channel terminates (`{shutdown, closed}`,
+    /// or `{shutdown, draining}` at server shutdown), and the socket id subscription ends.
+    fn end(&mut self, why: Hangup) {
+        let reason = match why {
+            Hangup::Closed => StopReason::closed(),
+            Hangup::Draining => StopReason::draining(),
+        };
+        self.topics.clear();
         for (_, entry) in self.channels.drain() {
             entry.inbox.send_control(ChannelMsg::Stop(reason.clone()));
         }
         if let Some((id, topic)) = self.socket_id.take() {
-            self.shared.pubsub.inner.registry.unsubscribe(id, &topic);
+            self.runtime.pubsub.remove(id, &topic);
         }
     }
 }
-
-/// A `disconnect` broadcast on the socket id: the connection must close with 1001.
-#[derive(Debug)]
-pub(super) struct Disconnect;

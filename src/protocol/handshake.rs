@@ -1,15 +1,18 @@
 //! From a parsed HTTP request to a decision: a plain HTTP answer, or a WebSocket
-//! upgrade that waits for the socket's `connect` (PROTOCOL.md 2.1–2.6).
+//! upgrade that waits for the socket's `connect`. Here are the socket-level checks:
+//! the path, the method, `check_origin`, subprotocols and the auth token, the wire
+//! format (`vsn`), and the connect info.
 
-use super::http;
+use super::routes::{Mount, Routes};
+use super::user_socket::SocketSettings;
 use crate::connect_info::{ConnectInfo, RequestUri};
-use crate::endpoint::{Mount, Shared};
 use crate::origin::Origin;
 use crate::params::{Params, parse_query};
 use crate::serializer::Serializer;
+use crate::transport::handler::Peers;
+use crate::transport::http;
 use bytes::Bytes;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tungstenite::handshake::server::{Request, create_response, write_response};
 
@@ -34,20 +37,20 @@ pub(super) struct Upgrade {
     pub(super) response: Bytes,
 }
 
-pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local: SocketAddr) -> Decision {
+pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decision {
     let path = request.uri().path();
     let query = request.uri().query().unwrap_or("");
     let is_get = request.method() == "GET";
-    if let Some(page) = shared.statics.get(path)
+    if let Some(page) = routes.statics.get(path)
         && (is_get || request.method() == "HEAD")
     {
         return Decision::Respond(http::response(200, &page.content_type, &page.body, !is_get));
     }
-    let Some((mount, path_params)) = shared.mounts.iter().find_map(|m| m.matches(path).map(|p| (m, p))) else {
+    let Some((mount, path_params)) = routes.mount(path) else {
         return Decision::Respond(http::text(404, "Not Found"));
     };
     if !is_get {
-        return Decision::Respond(http::response(400, "text/plain", b"", false)); // P2
+        return Decision::Respond(http::response(400, "text/plain", b"", false));
     }
     let settings = &mount.socket.settings;
     let headers: Vec<(String, String)> = request
@@ -56,10 +59,10 @@ pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let (host, port) = host_and_port(header("host").unwrap_or(""), local.port());
+    let (host, port) = host_and_port(header("host").unwrap_or(""), peers.local.port());
     let request_origin = Origin { scheme: Some("http".into()), host: Some(host.clone()), port: Some(port) };
     if let Some(origin) = header("origin")
-        && !settings.check_origin.allows(origin, &shared.host, &request_origin)
+        && !settings.check_origin.allows(origin, &routes.host, &request_origin)
     {
         log::error!(
             "Could not check origin for Phoenix.Socket transport.\n\nOrigin of the request: {origin}\n\n\
@@ -67,7 +70,7 @@ pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local
              configured in your endpoint (phx-channels: EndpointBuilder::host), or the socket's check_origin \
              (UserSocket::check_origin) does not list this origin."
         );
-        return forbidden(); // P17
+        return forbidden();
     }
     let (protocol, auth_token) = match negotiate_protocols(header("sec-websocket-protocol"), settings) {
         Ok(found) => found,
@@ -85,13 +88,13 @@ pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local
     let serializer = match serializer {
         Ok(serializer) => serializer,
         Err(err) => {
-            log::warn!("{err}"); // P6
+            log::warn!("{err}");
             return forbidden();
         }
     };
     let mut response = match create_response(request) {
         Ok(response) => response,
-        Err(err) => return Decision::Respond(http::text(400, &err.to_string())), // P3
+        Err(err) => return Decision::Respond(http::text(400, &err.to_string())),
     };
     if let Some(protocol) = protocol
         && let Ok(value) = protocol.parse()
@@ -103,15 +106,15 @@ pub(super) fn decide(request: &Request, shared: &Shared, peer: SocketAddr, local
         return Decision::Respond(http::text(400, &err.to_string()));
     }
     let uri = RequestUri { scheme: "http".into(), host, port, path: path.to_owned(), query: query.to_owned() };
-    let mut info = ConnectInfo::gather(&settings.connect_info, &headers, peer, uri);
+    let mut info = ConnectInfo::gather(&settings.connect_info, &headers, peers.remote, uri);
     info.auth_token = auth_token;
     Decision::Connect(Box::new(Upgrade { mount: mount.clone(), params, info, serializer, response: Bytes::from(head) }))
 }
 
 /// The answer to a request tungstenite does not parse (not `GET`, or not HTTP/1.1):
 /// a static page for `GET`/`HEAD` of its path, 400 with an empty body on a socket path
-/// (P2), 405 on a static path, 404 elsewhere, and 400 when there is no request line.
-pub(super) fn answer_other(head: &[u8], shared: &Shared) -> Bytes {
+///, 405 on a static path, 404 elsewhere, and 400 when there is no request line.
+pub(super) fn answer_other(head: &[u8], routes: &Routes) -> Bytes {
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
@@ -122,13 +125,13 @@ pub(super) fn answer_other(head: &[u8], shared: &Shared) -> Bytes {
         return http::text(400, "Bad Request");
     }
     let path = target.split('?').next().unwrap_or("");
-    if let Some(page) = shared.statics.get(path) {
+    if let Some(page) = routes.statics.get(path) {
         return match method {
             "GET" | "HEAD" => http::response(200, &page.content_type, &page.body, method == "HEAD"),
             _ => http::text(405, "Method Not Allowed"),
         };
     }
-    if shared.mounts.iter().any(|mount| mount.matches(path).is_some()) {
+    if routes.mount(path).is_some() {
         return http::response(400, "text/plain", b"", false);
     }
     http::text(404, "Not Found")
@@ -150,12 +153,9 @@ fn host_and_port(host: &str, local_port: u16) -> (String, u16) {
 
 type Negotiated = (Option<String>, Option<Vec<u8>>);
 
-/// Subprotocol negotiation and the auth token (P18–P20): the protocol to echo, and the
+/// Subprotocol negotiation and the auth token: the protocol to echo, and the
 /// token taken out of the header. A refusal is the HTTP answer to send.
-fn negotiate_protocols(
-    header: Option<&str>,
-    settings: &crate::user_socket::SocketSettings,
-) -> Result<Negotiated, Bytes> {
+fn negotiate_protocols(header: Option<&str>, settings: &SocketSettings) -> Result<Negotiated, Bytes> {
     let mut offered: Vec<&str> = header.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     let mut allowed: Vec<&str> = settings.subprotocols.iter().map(String::as_str).collect();
     let mut token = None;
@@ -170,7 +170,7 @@ fn negotiate_protocols(
         }
     }
     if allowed.is_empty() || offered.is_empty() {
-        return Ok((None, token)); // P18, and P19's missing header
+        return Ok((None, token)); // nothing configured, or nothing offered
     }
     match allowed.iter().find(|p| offered.contains(p)) {
         Some(protocol) => Ok((Some((*protocol).to_owned()), token)),
@@ -184,7 +184,7 @@ fn negotiate_protocols(
 }
 
 /// Standard-alphabet base64 without padding (padding tolerated), as the JS client's
-/// `btoa` output with `=` removed (P20).
+/// `btoa` output with `=` removed.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let value = |c: u8| -> Option<u32> {
         Some(match c {
@@ -215,7 +215,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::user_socket::SocketSettings;
 
     #[test]
     fn base64_matches_btoa_without_padding() {
@@ -228,14 +227,12 @@ mod tests {
 
     #[test]
     fn protocols_are_ignored_without_configuration() {
-        // P18
         let settings = SocketSettings::default();
         assert_eq!(negotiate_protocols(Some("foo, bar"), &settings).unwrap(), (None, None));
     }
 
     #[test]
     fn the_first_configured_match_is_echoed() {
-        // P19
         let settings = SocketSettings { subprotocols: vec!["b".into(), "a".into()], ..Default::default() };
         assert_eq!(negotiate_protocols(Some("a, b"), &settings).unwrap().0.as_deref(), Some("b"));
         assert!(negotiate_protocols(Some("c"), &settings).is_err());
@@ -244,7 +241,6 @@ mod tests {
 
     #[test]
     fn the_auth_token_is_taken_out_and_phoenix_echoed() {
-        // P20
         let settings = SocketSettings { auth_token: true, ..Default::default() };
         let (protocol, token) = negotiate_protocols(Some("phoenix, base64url.bearer.phx.c2VjcmV0"), &settings).unwrap();
         assert_eq!(protocol.as_deref(), Some("phoenix"));

@@ -11,7 +11,7 @@ use crate::transport::outbound::OutboundLimits;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A refused connection: the HTTP status and body the client gets (P8, P9).
+/// A refused connection: the HTTP status and body the client gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     /// The HTTP status, 403 by default.
@@ -111,7 +111,7 @@ impl UserSocket {
     }
 
     /// Decides whether a client may connect, from its params (the query string, `vsn`
-    /// included, P7) and the [`ConnectInfo`] asked for. Returns the socket assigns, or a
+    /// included) and the [`ConnectInfo`] asked for. Returns the socket assigns, or a
     /// [`Refusal`]. Runs on the endpoint's connect workers, never on a reactor.
     pub fn connect<F>(mut self, connect: F) -> Self
     where
@@ -121,9 +121,9 @@ impl UserSocket {
         self
     }
 
-    /// The socket id, from the assigns `connect` returned (P10). A connection with an id
+    /// The socket id, from the assigns `connect` returned. A connection with an id
     /// subscribes to it as a topic; an endpoint broadcast of `disconnect` there closes
-    /// every such connection (P22).
+    /// every such connection.
     pub fn id<F>(mut self, id: F) -> Self
     where
         F: Fn(&Assigns) -> Option<String> + Send + Sync + 'static,
@@ -133,7 +133,7 @@ impl UserSocket {
     }
 
     /// Routes topics matching `pattern` (exact, or a prefix ending in `*`) to channels
-    /// made by `factory`. The first matching route wins (P44).
+    /// made by `factory`. The first matching route wins.
     pub fn channel<C, F>(self, pattern: &str, factory: F) -> Self
     where
         C: Channel,
@@ -143,7 +143,7 @@ impl UserSocket {
     }
 
     /// Like [`channel`](UserSocket::channel), with static assigns merged into the
-    /// socket assigns before `join` (P45).
+    /// socket assigns before `join`.
     pub fn channel_with_assigns<C, F>(mut self, pattern: &str, assigns: Assigns, factory: F) -> Self
     where
         C: Channel,
@@ -156,19 +156,19 @@ impl UserSocket {
         self
     }
 
-    /// Most channels one connection may have joined at once; default 100 (P47).
+    /// Most channels one connection may have joined at once; default 100.
     pub fn max_channels(mut self, max: usize) -> Self {
         self.settings.max_channels = max;
         self
     }
 
-    /// Closes a connection that sent nothing for this long; default 60 s (P23).
+    /// Closes a connection that sent nothing for this long; default 60 s.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.settings.idle_timeout = timeout;
         self
     }
 
-    /// Largest frame or message accepted, in bytes; default 10 000 000 (P24).
+    /// Largest frame or message accepted, in bytes; default 10 000 000.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.settings.max_frame_size = bytes;
         self
@@ -180,20 +180,20 @@ impl UserSocket {
         self
     }
 
-    /// Subprotocols to negotiate; the first configured one the client offers is echoed (P19).
+    /// Subprotocols to negotiate; the first configured one the client offers is echoed.
     pub fn subprotocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
         self.settings.subprotocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol`, into
-    /// [`ConnectInfo::auth_token`] (P20).
+    /// [`ConnectInfo::auth_token`].
     pub fn auth_token(mut self, enabled: bool) -> Self {
         self.settings.auth_token = enabled;
         self
     }
 
-    /// The parts of the request `connect` gets in its [`ConnectInfo`] (P21).
+    /// The parts of the request `connect` gets in its [`ConnectInfo`].
     pub fn connect_info<I: IntoIterator<Item = ConnectInfoKey>>(mut self, keys: I) -> Self {
         self.settings.connect_info = keys.into_iter().collect();
         self
@@ -206,7 +206,7 @@ impl UserSocket {
         self
     }
 
-    /// The level of `CONNECTED TO` lines, or `None` for none (P84); default info.
+    /// The level of `CONNECTED TO` lines, or `None` for none; default info.
     pub fn log_connect(mut self, level: Option<log::Level>) -> Self {
         self.settings.log_connect = level;
         self

@@ -1,0 +1,61 @@
+//! What every channel of an endpoint shares: the broadcast API, presence, counters,
+//! the channel threads' settings, and the count of live threads shutdown waits on.
+
+use crate::presence::Presence;
+use crate::pubsub::PubSub;
+use crate::stats::Stats;
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Settings of every channel thread.
+#[derive(Clone, Debug)]
+pub(crate) struct ChannelSettings {
+    pub(crate) stack_size: usize,
+    pub(crate) inbox_limit: usize,
+    /// Most channel threads at once, endpoint-wide.
+    pub(crate) max_threads: usize,
+    /// Parameter names logged as `[FILTERED]`.
+    pub(crate) filter_parameters: Arc<[String]>,
+}
+
+/// Counts live channel threads so shutdown can wait for them.
+#[derive(Default)]
+pub(crate) struct ThreadTracker {
+    live: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl ThreadTracker {
+    pub(crate) fn enter(&self) {
+        *self.live.lock() += 1;
+    }
+
+    pub(crate) fn leave(&self) {
+        let mut live = self.live.lock();
+        *live -= 1;
+        if *live == 0 {
+            self.ended.notify_all();
+        }
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        *self.live.lock()
+    }
+
+    /// Waits until no channel thread is left, or `deadline`; returns how many are left.
+    pub(crate) fn wait_until_none(&self, deadline: Instant) -> usize {
+        let mut live = self.live.lock();
+        while *live > 0 && !self.ended.wait_until(&mut live, deadline).timed_out() {}
+        *live
+    }
+}
+
+/// What every channel of an endpoint shares.
+pub(crate) struct ChannelRuntime {
+    pub(crate) pubsub: PubSub,
+    pub(crate) presence: Arc<Presence>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) settings: ChannelSettings,
+    pub(crate) tracker: ThreadTracker,
+}

@@ -1,0 +1,67 @@
+//! The endpoint's HTTP routes: the sockets mounted at their paths (`/socket` serves
+//! the WebSocket at `/socket/websocket`), and the static responses.
+
+use super::user_socket::UserSocket;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A response the endpoint serves for a fixed path (see
+/// [`EndpointBuilder::static_response`](crate::EndpointBuilder::static_response)).
+#[derive(Clone, Debug)]
+pub(crate) struct StaticResponse {
+    pub(crate) content_type: String,
+    pub(crate) body: Bytes,
+}
+
+/// The params a mount's path captures (`:name` segments), in order.
+pub(crate) type PathParams = Vec<(String, String)>;
+
+/// Every path the endpoint answers.
+pub(crate) struct Routes {
+    pub(crate) mounts: Vec<Arc<Mount>>,
+    pub(crate) statics: HashMap<String, StaticResponse>,
+    /// The endpoint's host name, for origin checks.
+    pub(crate) host: String,
+}
+
+impl Routes {
+    /// The socket mounted at `path`, with the params its path captures.
+    pub(crate) fn mount(&self, path: &str) -> Option<(&Arc<Mount>, PathParams)> {
+        self.mounts.iter().find_map(|mount| mount.matches(path).map(|params| (mount, params)))
+    }
+}
+
+/// A socket mounted at a path.
+pub(crate) struct Mount {
+    /// The mount path, as configured (for logs).
+    pub(crate) path: String,
+    /// The WebSocket path's segments; `:name` segments capture connect params.
+    segments: Vec<String>,
+    pub(crate) socket: Arc<UserSocket>,
+}
+
+impl Mount {
+    pub(crate) fn new(path: &str, socket: UserSocket) -> Mount {
+        let ws_path = format!("{}/websocket", path.trim_end_matches('/'));
+        let segments = ws_path.split('/').map(str::to_owned).collect();
+        Mount { path: path.to_owned(), segments, socket: Arc::new(socket) }
+    }
+
+    /// The path params if `path` is this mount's WebSocket path.
+    pub(crate) fn matches(&self, path: &str) -> Option<PathParams> {
+        let parts: Vec<&str> = path.split('/').collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (segment, part) in self.segments.iter().zip(parts) {
+            match segment.strip_prefix(':') {
+                Some(name) if !part.is_empty() => params.push((name.to_owned(), crate::params::decode(part))),
+                _ if segment == part => {}
+                _ => return None,
+            }
+        }
+        Some(params)
+    }
+}

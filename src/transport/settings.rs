@@ -1,0 +1,18 @@
+//! The transport's limits, set once for the whole endpoint.
+
+use std::time::Duration;
+
+/// Limits every reactor applies to the connections it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct TransportSettings {
+    /// Time a client has to send its HTTP request.
+    pub(crate) handshake_timeout: Duration,
+    /// Largest HTTP request head; larger ones get 431.
+    pub(crate) max_header_bytes: usize,
+    /// Most TCP connections at once, in any state; past that, new ones get 503.
+    pub(crate) max_connections: usize,
+    /// How long a stopping reactor waits for its connections to close.
+    pub(crate) shutdown_timeout: Duration,
+    /// How often deadlines (idle, handshake, closing) are checked.
+    pub(crate) tick: Duration,
+}

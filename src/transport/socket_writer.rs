@@ -1,0 +1,115 @@
+//! The reactor's side of writing to one socket.
+//!
+//! A socket has one writer at a time. Other threads may write a frame straight to it
+//! while the reactor has nothing of its own to write for the connection (see
+//! `outbound.rs`); the reactor claims the socket before it writes and releases it once
+//! its queue is empty. A frame another thread wrote only in part must be finished
+//! before any other byte, so every claim puts that rest at the front of the queue.
+//! This type is the only place the reactor claims and releases a socket.
+
+use super::outbound::{OutItem, Outbound};
+use super::write_queue::{WriteQueue, Written};
+use bytes::Bytes;
+use mio::net::TcpStream;
+use std::io;
+use std::sync::Arc;
+
+pub(super) struct SocketWriter {
+    /// Shared with the connection's outbound queue while the connection is open.
+    stream: Arc<TcpStream>,
+    queue: WriteQueue,
+    /// The queue other threads hand frames to, once the connection is open.
+    outbound: Option<Arc<Outbound>>,
+}
+
+impl SocketWriter {
+    pub(super) fn new(stream: Arc<TcpStream>) -> Self {
+        SocketWriter { stream, queue: WriteQueue::default(), outbound: None }
+    }
+
+    pub(super) fn stream(&self) -> &Arc<TcpStream> {
+        &self.stream
+    }
+
+    /// The socket, if no other thread holds it any more.
+    pub(super) fn sole_stream(&mut self) -> Option<&mut TcpStream> {
+        Arc::get_mut(&mut self.stream)
+    }
+
+    /// The socket to read from, and the queue for what reading calls for.
+    pub(super) fn parts(&mut self) -> (&TcpStream, &mut WriteQueue) {
+        (&self.stream, &mut self.queue)
+    }
+
+    /// The queue where the connection's own frames go, in order.
+    pub(super) fn queue(&mut self) -> &mut WriteQueue {
+        &mut self.queue
+    }
+
+    /// The connection is open: other threads write through `outbound` from now on.
+    pub(super) fn attach(&mut self, outbound: Arc<Outbound>) {
+        self.outbound = Some(outbound);
+    }
+
+    /// The rest of a frame another thread wrote in part goes first.
+    fn put_first(&mut self, rest: Option<Bytes>) {
+        if let Some(rest) = rest {
+            self.queue.push_front_rest(rest);
+        }
+    }
+
+    /// Moves what other threads queued into `items`; returns whether the outbound
+    /// queue overflowed (a slow consumer).
+    pub(super) fn take_outbound(&mut self, items: &mut Vec<OutItem>) -> bool {
+        let Some(outbound) = &self.outbound else { return false };
+        let taken = outbound.take(items);
+        self.put_first(taken.unfinished);
+        taken.overflowed
+    }
+
+    /// Writes as much as the socket takes. The socket is claimed while anything is
+    /// queued here and released once the queue is empty.
+    pub(super) fn flush(&mut self) -> io::Result<Written> {
+        if !self.queue.is_empty()
+            && let Some(outbound) = &self.outbound
+        {
+            let rest = outbound.claim();
+            self.put_first(rest);
+        }
+        let result = self.queue.flush(&mut &*self.stream);
+        if let Some(outbound) = &self.outbound {
+            if self.queue.is_empty() {
+                outbound.release();
+            }
+            if let Ok(written) = &result
+                && written.counted_frames > 0
+            {
+                outbound.written(written.counted_frames, written.counted_bytes);
+            }
+        }
+        result
+    }
+
+    /// Drops every queued frame not yet begun (a slow consumer's backlog).
+    pub(super) fn discard_unstarted(&mut self) {
+        let (frames, bytes) = self.queue.discard_unstarted();
+        if let Some(outbound) = &self.outbound {
+            outbound.written(frames, bytes);
+        }
+    }
+
+    /// The connection is ending: the socket becomes the reactor's for good. Other
+    /// threads let go of it, and their queued frames are dropped; a frame one of them
+    /// began is still finished.
+    pub(super) fn detach(&mut self) {
+        if let Some(outbound) = self.outbound.take() {
+            let rest = outbound.claim();
+            self.put_first(rest);
+            outbound.close();
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
