@@ -25,6 +25,9 @@ step "format" cargo fmt --all -- --check
 step "format (fuzz)" cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "clippy, every feature" cargo clippy --all-targets --all-features -- -D warnings
+# No file in src/ imports from a layer above its own (ARCHITECTURE.md, "Layers").
+step "layers" python3 scripts/check_layers.py
+step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "tests" cargo test --all-targets
 step "doc tests" cargo test --doc
 

@@ -5,7 +5,7 @@ use crate::message::Broadcast;
 use std::any::Any;
 use std::fmt;
 
-/// A message for [`Channel::handle_info`].
+/// A message for [`Channel::handle_info`](crate::Channel::handle_info).
 pub enum Info {
     /// A broadcast on a topic the channel subscribed to.
     Broadcast(Broadcast),

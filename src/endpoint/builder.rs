@@ -158,7 +158,7 @@ impl EndpointBuilder {
         self
     }
 
-    /// Undelivered broadcasts one [`Subscription`] may hold; default 10 000.
+    /// Undelivered broadcasts one [`Subscription`](crate::Subscription) may hold; default 10 000.
     pub fn subscription_capacity(mut self, capacity: usize) -> Self {
         self.config.subscription_capacity = capacity.max(1);
         self
