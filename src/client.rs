@@ -301,32 +301,30 @@ impl Client {
     /// Waits for a push or broadcast of `event` on `topic`; other messages are kept.
     pub fn recv_event(&mut self, topic: &str, event: &str) -> Result<Message, ClientError> {
         let is_it = |m: &ServerMessage| matches!(m, ServerMessage::Message(m) if m.topic == topic && m.event == event);
-        if let Some(at) = self.inbox.iter().position(is_it) {
-            let Some(ServerMessage::Message(msg)) = self.inbox.remove(at) else { unreachable!("matched above") };
-            return Ok(msg);
-        }
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.read(deadline)? {
-                ServerMessage::Message(msg) if msg.topic == topic && msg.event == event => return Ok(msg),
-                other => self.inbox.push_back(other),
-            }
-        }
+        let ServerMessage::Message(msg) = self.wait_for(is_it)? else { unreachable!("matched in wait_for") };
+        Ok(msg)
     }
 
     /// Waits for the reply with `msg_ref`; other messages are kept.
     pub fn wait_reply(&mut self, msg_ref: &str) -> Result<Reply, ClientError> {
         let is_it = |m: &ServerMessage| matches!(m, ServerMessage::Reply(r) if r.msg_ref.as_deref() == Some(msg_ref));
-        if let Some(at) = self.inbox.iter().position(is_it) {
-            let Some(ServerMessage::Reply(reply)) = self.inbox.remove(at) else { unreachable!("matched above") };
-            return Ok(reply);
+        let ServerMessage::Reply(reply) = self.wait_for(is_it)? else { unreachable!("matched in wait_for") };
+        Ok(reply)
+    }
+
+    /// The first kept message that `is_it` accepts, or else the first one read that it
+    /// accepts; the others read meanwhile are kept, in order.
+    fn wait_for(&mut self, is_it: impl Fn(&ServerMessage) -> bool) -> Result<ServerMessage, ClientError> {
+        if let Some(at) = self.inbox.iter().position(&is_it) {
+            return Ok(self.inbox.remove(at).expect("position found it"));
         }
         let deadline = Instant::now() + self.timeout;
         loop {
-            match self.read(deadline)? {
-                ServerMessage::Reply(reply) if reply.msg_ref.as_deref() == Some(msg_ref) => return Ok(reply),
-                other => self.inbox.push_back(other),
+            let msg = self.read(deadline)?;
+            if is_it(&msg) {
+                return Ok(msg);
             }
+            self.inbox.push_back(msg);
         }
     }
 

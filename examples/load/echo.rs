@@ -1,0 +1,270 @@
+//! `echo` and `raw-echo`: closed-loop round trips, one request in flight per
+//! connection; their rate and latency, and the server's CPU per round trip.
+
+use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
+use crate::client::Client;
+use crate::phoenix::{parse_head, reply_ok};
+use crate::probe::{Probe, clock_ticks, cpu_between, machine_between, machine_sample};
+use crate::report::{ErrorLog, emit, histogram, percentile_line, percentiles, round};
+use crate::ws::{Handler, Ws};
+use crate::{Res, wait_until};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct EchoShared {
+    ready: AtomicUsize,
+    record: AtomicBool,
+    stop: AtomicBool,
+    errors: ErrorLog,
+}
+
+struct EchoConn {
+    topic: String,
+    started: bool,
+    next_ref: u64,
+    expected: Vec<u8>,
+    sent_at: Instant,
+}
+
+struct EchoHandler {
+    raw: bool,
+    stride: usize,
+    conns: Vec<EchoConn>,
+    payload: String,
+    frame: Vec<u8>,
+    hist: Histogram<u64>,
+    completed: u64,
+    mismatched: u64,
+    shared: Arc<EchoShared>,
+}
+
+impl EchoHandler {
+    fn send_next(&mut self, ws: &mut Ws) {
+        if self.shared.stop.load(Relaxed) {
+            return;
+        }
+        let conn = &mut self.conns[ws.tag / self.stride];
+        conn.next_ref += 1;
+        conn.expected.clear();
+        let _ = write!(conn.expected, "{}", conn.next_ref);
+        self.frame.clear();
+        let _ = write!(self.frame, r#"["1","{}","{}","echo",{}]"#, conn.next_ref, conn.topic, self.payload);
+        conn.sent_at = Instant::now();
+        ws.send_text(&self.frame);
+    }
+}
+
+impl Handler for EchoHandler {
+    fn open(&mut self, ws: &mut Ws) {
+        if self.raw {
+            self.conns[ws.tag / self.stride].started = true;
+            self.shared.ready.fetch_add(1, Relaxed);
+            self.send_next(ws);
+        } else {
+            let topic = &self.conns[ws.tag / self.stride].topic;
+            self.frame.clear();
+            let _ = write!(self.frame, r#"["1","1","{topic}","phx_join",{{}}]"#);
+            ws.send_text(&self.frame);
+        }
+    }
+
+    fn message(&mut self, ws: &mut Ws, data: &[u8]) {
+        let now = Instant::now();
+        let Some(head) = parse_head(data) else {
+            self.mismatched += 1;
+            return;
+        };
+        let conn = &mut self.conns[ws.tag / self.stride];
+        if !conn.started {
+            if head.msg_ref == Some(b"1") && reply_ok(&head) {
+                conn.started = true;
+                self.shared.ready.fetch_add(1, Relaxed);
+                self.send_next(ws);
+            } else {
+                self.shared.errors.add(format!("join failed: {}", String::from_utf8_lossy(data)));
+            }
+            return;
+        }
+        if head.msg_ref != Some(&conn.expected[..]) || !(self.raw || reply_ok(&head)) {
+            self.mismatched += 1;
+            return;
+        }
+        if self.shared.record.load(Relaxed) {
+            self.hist.saturating_record(now.duration_since(conn.sent_at).as_nanos() as u64);
+            self.completed += 1;
+        }
+        self.send_next(ws);
+    }
+
+    fn closed(&mut self, tag: usize, error: Option<&str>) {
+        if let Some(error) = error {
+            self.shared.errors.add(format!("connection {tag}: {error}"));
+        }
+    }
+}
+
+struct EchoResult {
+    hist: Histogram<u64>,
+    completed: u64,
+    mismatched: u64,
+}
+
+fn echo_worker(
+    url: Arc<WsUrl>,
+    raw: bool,
+    tags: Vec<usize>,
+    stride: usize,
+    payload: String,
+    shared: Arc<EchoShared>,
+    deadline: Instant,
+) -> Res<EchoResult> {
+    let mut client = Client::new(url, 64)?;
+    let conns = tags
+        .iter()
+        .map(|&tag| EchoConn {
+            topic: format!("bench:echo{tag}"),
+            started: false,
+            next_ref: 1,
+            expected: Vec::new(),
+            sent_at: Instant::now(),
+        })
+        .collect();
+    for &tag in &tags {
+        client.add(tag);
+    }
+    let mut handler = EchoHandler {
+        raw,
+        stride,
+        conns,
+        payload,
+        frame: Vec::new(),
+        hist: histogram(),
+        completed: 0,
+        mismatched: 0,
+        shared: shared.clone(),
+    };
+    while !shared.stop.load(Relaxed) && Instant::now() < deadline && client.busy() {
+        client.poll(Some(Duration::from_millis(10)), &mut handler)?;
+    }
+    client.close_all(Duration::from_secs(2), &mut handler);
+    Ok(EchoResult { hist: handler.hist, completed: handler.completed, mismatched: handler.mismatched })
+}
+
+pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
+    let mode = if raw { "raw-echo" } else { "echo" };
+    let default_url = if raw { "ws://127.0.0.1:4900/".to_owned() } else { DEFAULT_URL.to_owned() };
+    let url = Arc::new(WsUrl::parse(&args.get("url", default_url)?)?);
+    let c: usize = args.get("c", 1)?;
+    let duration = args.secs("duration", 10.0)?;
+    let warmup = args.secs("warmup", 1.0)?;
+    let payload_bytes: usize = args.get("payload-bytes", 32)?;
+    let threads: usize = args.get::<usize>("threads", 1)?.clamp(1, c.max(1));
+    let timeout = args.secs("timeout", 30.0)?;
+    let probe = Probe::new(args.opt("server-pid")?)?;
+    args.finish()?;
+
+    let shared = Arc::new(EchoShared::default());
+    let payload = echo_payload(payload_bytes);
+    let deadline = Instant::now() + timeout + warmup + duration + Duration::from_secs(5);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let tags: Vec<usize> = (t..c).step_by(threads).collect();
+            let (url, shared, payload) = (url.clone(), shared.clone(), payload.clone());
+            thread::spawn(move || echo_worker(url, raw, tags, threads, payload, shared, deadline))
+        })
+        .collect();
+    let all_ready = wait_until(timeout, || shared.ready.load(Relaxed) >= c);
+    let ready = shared.ready.load(Relaxed);
+    let mut window = Duration::ZERO;
+    let mut cpu = None;
+    let ticks = clock_ticks();
+    let mut machine = None;
+    if ready > 0 {
+        thread::sleep(warmup);
+        let cpu0 = probe.as_ref().map(Probe::cpu);
+        let m0 = machine_sample(ticks);
+        let t0 = Instant::now();
+        shared.record.store(true, Relaxed);
+        thread::sleep(duration);
+        shared.record.store(false, Relaxed);
+        window = t0.elapsed();
+        let m1 = machine_sample(ticks);
+        let cpu1 = probe.as_ref().map(Probe::cpu);
+        cpu = cpu0.zip(cpu1).map(|(a, b)| cpu_between(a, b));
+        machine = Some(machine_between(&m0, &m1, cpu.map_or(0, |c| c.0), ticks));
+    }
+    shared.stop.store(true, Relaxed);
+    let mut hist = histogram();
+    let (mut completed, mut mismatched) = (0, 0);
+    for worker in workers {
+        let result = worker.join().map_err(|_| "a worker panicked")??;
+        hist.add(&result.hist)?;
+        completed += result.completed;
+        mismatched += result.mismatched;
+    }
+    let secs = window.as_secs_f64().max(1e-9);
+    let mut summary = vec![
+        format!(
+            "{mode}: {c} connections, closed loop, {}-byte payload, {:.1} s window after {:.1} s warm-up, on {}",
+            payload.len(),
+            secs,
+            warmup.as_secs_f64(),
+            args_url(&url)
+        ),
+        format!("  ready {ready}/{c}{}", if all_ready { "" } else { " (TIMED OUT)" }),
+        format!("  {completed} round trips, {:.0} requests/s", completed as f64 / secs),
+        format!("  {}", percentile_line("round trip", &hist)),
+    ];
+    let mut line = json!({
+        "mode": mode,
+        "connections": c,
+        "payload_bytes": payload.len(),
+        "window_s": round(secs, 3),
+        "round_trips": completed,
+        "requests_per_s": round(completed as f64 / secs, 1),
+        "latency": percentiles(&hist),
+        "mismatched": mismatched,
+        "errors": shared.errors.count(),
+    });
+    if let Some((ns, source, stat_ns)) = cpu {
+        let per = ns as f64 / completed.max(1) as f64;
+        summary.push(format!(
+            "  server CPU: {:.3} s ({source}; utime+stime says {:.2} s) = {:.2} µs per round trip, {:.0}% of a core",
+            ns as f64 / 1e9,
+            stat_ns as f64 / 1e9,
+            per / 1000.0,
+            ns as f64 / 1e9 / secs * 100.0
+        ));
+        line["server_cpu"] = json!({
+            "cpu_s": round(ns as f64 / 1e9, 4),
+            "source": source,
+            "stat_cpu_s": round(stat_ns as f64 / 1e9, 3),
+            "per_round_trip_us": round(per / 1000.0, 3),
+            "core_share": round(ns as f64 / 1e9 / secs, 3),
+        });
+    }
+    if let Some((value, text)) = machine {
+        summary.push(text);
+        line["machine"] = value;
+    }
+    if mismatched > 0 {
+        summary.push(format!("  {mismatched} unexpected frames"));
+    }
+    for e in shared.errors.samples() {
+        summary.push(format!("  error: {e}"));
+    }
+    emit(&summary, line);
+    Ok(())
+}
+
+/// A JSON object of about `bytes` bytes: `{"data":"xxx…"}`.
+fn echo_payload(bytes: usize) -> String {
+    let overhead = r#"{"data":""}"#.len();
+    format!(r#"{{"data":"{}"}}"#, "x".repeat(bytes.saturating_sub(overhead)))
+}
