@@ -63,6 +63,7 @@
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
 //! - [`serializer`]: the V1, V2 and binary wire formats.
 //! - [`client`]: a blocking Phoenix client.
+//! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
@@ -89,6 +90,7 @@ mod router;
 pub mod serializer;
 mod socket;
 mod stats;
+pub mod token;
 mod transport;
 mod user_socket;
 
