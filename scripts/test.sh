@@ -19,6 +19,21 @@ step() {
     printf '<== %s: ok (%ds)\n' "$name" $((SECONDS - start))
 }
 
+# --- Erlang: a real runtime for tests/token_erlang.rs (Phoenix.Token compatibility) -------
+# Debian's erlang-base, with erlang-crypto, which it only recommends.
+install_erlang() {
+    command -v erl >/dev/null && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "Erlang is missing and installing it needs root (apt-get install erlang-base erlang-crypto)" >&2
+        return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq erlang-base erlang-crypto >/dev/null
+}
+step "install erlang" install_erlang
+# Here a missing `erl` fails the token tests instead of skipping them.
+export PHX_REQUIRE_ERLANG=1
+
 # --- Rust: format, lints, tests --------------------------------------------------------
 step "format" cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own, so `--all` does not reach it.

@@ -63,6 +63,7 @@
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
 //! - [`serializer`]: the V1, V2 and binary wire formats.
 //! - [`client`]: a blocking Phoenix client.
+//! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
@@ -95,6 +96,7 @@ mod socket;
 mod stats;
 mod stop_reason;
 mod subscriber_id;
+pub mod token;
 mod transport;
 
 pub use channel::{Channel, Flow, Handled, JoinResult};
