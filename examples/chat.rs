@@ -8,9 +8,7 @@
 //! ```
 
 use phx_channels::presence::PRESENCE_STATE;
-use phx_channels::{
-    Channel, CheckOrigin, Endpoint, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason, UserSocket,
-};
+use phx_channels::{Channel, CheckOrigin, Endpoint, Flow, Handled, Info, JoinResult, Payload, Socket, UserSocket};
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,7 +66,7 @@ impl Channel for Room {
                     Err(err) => Handled::reply_error(json!({"reason": err.to_string()})),
                 }
             }
-            other => Handled::stop(StopReason::Error(format!("unknown event {other:?}"))),
+            other => Handled::unhandled(other),
         }
     }
 }

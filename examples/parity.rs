@@ -68,9 +68,9 @@ impl Channel for Room {
                     reply.extend_from_slice(&[3, 4]);
                     Handled::reply_ok(reply)
                 }
-                Payload::Json(_) => Handled::stop(StopReason::Error("binary_event needs a binary payload".into())),
+                Payload::Json(_) => Handled::Crash("binary_event needs a binary payload".into()),
             },
-            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+            other => Handled::unhandled(other),
         }
     }
 
@@ -102,7 +102,7 @@ impl Channel for Custom {
     fn handle_in(&mut self, event: &str, _payload: Payload, _socket: &mut Socket) -> Handled {
         match event {
             "close" => Handled::stop(StopReason::Shutdown),
-            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+            other => Handled::unhandled(other),
         }
     }
 }
@@ -132,7 +132,7 @@ impl Channel for Bench {
                 let _ = socket.broadcast_from("broadcast", payload);
                 Handled::ok()
             }
-            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+            other => Handled::unhandled(other),
         }
     }
 }
@@ -177,7 +177,7 @@ impl Channel for PresenceChannel {
                 }
             }
             "boom" => panic!("boom"),
-            other => Handled::stop(StopReason::Error(format!("no handle_in clause for {other:?}"))),
+            other => Handled::unhandled(other),
         }
     }
 }

@@ -13,7 +13,7 @@ import sys
 # Bottom to top. Each entry: the layer's name and the top-level modules in it.
 LAYERS = [
     ("wire formats and values", {
-        "payload", "message", "serializer", "error", "stats", "logging", "params", "origin",
+        "payload", "message", "message_ref", "serializer", "error", "stats", "logging", "params", "origin",
         "connect_info", "subscriber_id", "bounded", "info", "stop_reason", "token",
     }),
     ("socket I/O and the client", {"transport", "client"}),

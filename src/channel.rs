@@ -59,11 +59,12 @@ pub trait Channel: Send + 'static {
 
     /// Handles an event pushed by the client.
     ///
-    /// The default answers no event: it stops the channel with an error, so the client
-    /// gets `phx_error`, as Phoenix does for an event with no matching clause.
+    /// The default handles no event: it crashes the channel ([`Handled::Crash`]), as a
+    /// Phoenix channel crashes on an event no `handle_in` clause matches. Return
+    /// [`Handled::unhandled`] from your own catch-all arm to do the same.
     fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
         let _ = (payload, socket);
-        Handled::stop(StopReason::Error(format!("no handle_in clause for event {event:?}")))
+        Handled::unhandled(event)
     }
 
     /// The events this channel intercepts: broadcasts of these call
@@ -128,6 +129,11 @@ pub enum Handled {
         /// A reply to send first, as `(status, response)`.
         reply: Option<(String, Payload)>,
     },
+    /// Crash the channel, as an exception in a Phoenix callback does: the client gets
+    /// `phx_error`, [`terminate`](Channel::terminate) does not run (as after a panic),
+    /// and the crash is logged as an error with this text and counted with the panics.
+    /// Unlike a panic, it prints no panic message.
+    Crash(String),
 }
 
 impl Handled {
@@ -154,6 +160,31 @@ impl Handled {
     /// Stop without a reply.
     pub fn stop(reason: StopReason) -> Self {
         Handled::Stop { reason, reply: None }
+    }
+
+    /// A crash for an event this channel does not handle, as Phoenix's missing
+    /// `handle_in` clause: the default of [`Channel::handle_in`].
+    ///
+    /// ```
+    /// use phx_channels::{Channel, Handled, JoinResult, Payload, Socket};
+    ///
+    /// struct Room;
+    ///
+    /// impl Channel for Room {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
+    ///         match event {
+    ///             "ping" => Handled::reply_ok(payload),
+    ///             _ => Handled::unhandled(event),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn unhandled(event: &str) -> Self {
+        Handled::Crash(format!("no handle_in clause for event {event:?}"))
     }
 
     /// Reply, then stop.

@@ -6,7 +6,7 @@ use crate::channel::{Channel, Flow, Handled};
 use crate::channel_runtime::ChannelRuntime;
 use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
 use crate::logging;
-use crate::message::{Message, PHX_LEAVE, Reply};
+use crate::message::{Message, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
 use crate::pubsub::ChannelSubscriber;
 use crate::router::Route;
@@ -96,7 +96,11 @@ enum End {
 enum Step {
     Continue,
     Stop(StopReason),
-    Panicked,
+    /// The callback panicked or returned [`Handled::Crash`].
+    Crash {
+        callback: &'static str,
+        why: String,
+    },
 }
 
 impl From<Flow> for Step {
@@ -129,6 +133,9 @@ impl Runner {
                     Step::Stop(StopReason::left())
                 }
                 ChannelMsg::In(msg) => self.handle_in(msg),
+                ChannelMsg::Unhandled { event } => {
+                    Step::Crash { callback: "handle_in", why: format!("no handle_in clause for event {event}") }
+                }
                 ChannelMsg::Out(broadcast) => {
                     self.guarded("handle_out", |c, s| c.handle_out(&broadcast.event, &broadcast.payload, s).into())
                 }
@@ -142,7 +149,10 @@ impl Runner {
             match step {
                 Step::Continue => {}
                 Step::Stop(reason) => return self.stop(reason),
-                Step::Panicked => return End::Aborted { crashed: true },
+                Step::Crash { callback, why } => {
+                    self.crashed(callback, &why);
+                    return End::Aborted { crashed: true };
+                }
             }
         }
     }
@@ -166,6 +176,7 @@ impl Runner {
                 }
                 Step::Stop(reason)
             }
+            Handled::Crash(why) => Step::Crash { callback: "handle_in", why },
         });
         self.socket.current_ref = None;
         if let Some(parameters) = logged {
@@ -179,30 +190,24 @@ impl Runner {
         step
     }
 
-    /// Runs a callback, turning a panic into [`Step::Panicked`].
-    fn guarded(&mut self, callback: &str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> Step) -> Step {
-        self.catching(callback, f).unwrap_or(Step::Panicked)
+    /// Runs a callback, turning a panic into [`Step::Crash`].
+    fn guarded(&mut self, callback: &'static str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> Step) -> Step {
+        self.catching(f).unwrap_or_else(|why| Step::Crash { callback, why })
     }
 
-    /// Runs a callback; a panic is logged, counted and turned into `None`.
-    fn catching<T>(&mut self, callback: &str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> T) -> Option<T> {
+    /// Runs a callback; a panic becomes its message.
+    fn catching<T>(&mut self, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> T) -> Result<T, String> {
         let (channel, socket) = (&mut self.channel, &mut self.socket);
-        match catch_unwind(AssertUnwindSafe(|| f(channel.as_mut(), socket))) {
-            Ok(value) => Some(value),
-            Err(panic) => {
-                stats::incr(self.stats.panics());
-                log::error!(
-                    "{} ({}) crashed in {callback}: {}",
-                    self.socket.topic(),
-                    self.channel_name,
-                    panic_message(&panic)
-                );
-                None
-            }
-        }
+        catch_unwind(AssertUnwindSafe(|| f(channel.as_mut(), socket))).map_err(|panic| panic_message(&panic))
     }
 
-    fn reply(&mut self, msg_ref: Option<String>, status: String, response: Payload) {
+    /// Logs and counts a crash in `callback`.
+    fn crashed(&self, callback: &str, why: &str) {
+        stats::incr(self.stats.panics());
+        log::error!("{} ({}) crashed in {callback}: {why}", self.socket.topic(), self.channel_name);
+    }
+
+    fn reply(&mut self, msg_ref: Option<Ref>, status: String, response: Payload) {
         if let Err(StopReason::Error(why)) = self.socket.reply_now(msg_ref, status, response) {
             log::error!("{}: {why}", self.socket.topic());
         }
@@ -223,7 +228,9 @@ impl Runner {
     }
 
     fn terminate(&mut self, reason: &StopReason) {
-        self.catching("terminate", |channel, socket| channel.terminate(reason, socket));
+        if let Err(why) = self.catching(|channel, socket| channel.terminate(reason, socket)) {
+            self.crashed("terminate", &why);
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 //! # Ok::<(), phx_channels::client::ClientError>(())
 //! ```
 
-use crate::message::{Message, PHX_JOIN, PHX_LEAVE, Reply};
+use crate::message::{Message, PHX_JOIN, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
 use crate::serializer::{ClientFrame, DecodeError, EncodeError, RawFrame, Serializer, ServerMessage};
 use std::collections::{HashMap, VecDeque};
@@ -229,8 +229,8 @@ impl Client {
         let join_ref = self.make_ref();
         self.joins.insert(topic.to_owned(), join_ref.clone());
         let msg = Message {
-            join_ref: Some(join_ref.clone()),
-            msg_ref: Some(join_ref.clone()),
+            join_ref: Some(Ref::from(join_ref.as_str())),
+            msg_ref: Some(Ref::from(join_ref.as_str())),
             topic: topic.to_owned(),
             event: PHX_JOIN.to_owned(),
             payload: payload.into(),
@@ -249,8 +249,8 @@ impl Client {
     pub fn push_async(&mut self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<String, ClientError> {
         let msg_ref = self.make_ref();
         let msg = Message {
-            join_ref: self.joins.get(topic).cloned(),
-            msg_ref: Some(msg_ref.clone()),
+            join_ref: self.joins.get(topic).map(|join_ref| Ref::from(join_ref.as_str())),
+            msg_ref: Some(Ref::from(msg_ref.as_str())),
             topic: topic.to_owned(),
             event: event.to_owned(),
             payload: payload.into(),
@@ -269,7 +269,10 @@ impl Client {
     /// Sends a heartbeat and waits for the reply.
     pub fn heartbeat(&mut self) -> Result<Reply, ClientError> {
         let msg_ref = self.make_ref();
-        let msg = Message { msg_ref: Some(msg_ref.clone()), ..Message::new("phoenix", "heartbeat", Payload::empty()) };
+        let msg = Message {
+            msg_ref: Some(Ref::from(msg_ref.as_str())),
+            ..Message::new("phoenix", "heartbeat", Payload::empty())
+        };
         self.send(&msg)?;
         self.wait_reply(&msg_ref)
     }
@@ -307,7 +310,7 @@ impl Client {
 
     /// Waits for the reply with `msg_ref`; other messages are kept.
     pub fn wait_reply(&mut self, msg_ref: &str) -> Result<Reply, ClientError> {
-        let is_it = |m: &ServerMessage| matches!(m, ServerMessage::Reply(r) if r.msg_ref.as_deref() == Some(msg_ref));
+        let is_it = |m: &ServerMessage| matches!(m, ServerMessage::Reply(r) if r.msg_ref.as_ref().is_some_and(|r| *r == *msg_ref));
         let ServerMessage::Reply(reply) = self.wait_for(is_it)? else { unreachable!("matched in wait_for") };
         Ok(reply)
     }

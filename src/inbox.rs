@@ -21,6 +21,9 @@ use std::thread::Thread;
 pub(crate) enum ChannelMsg {
     /// A client message for `handle_in` (or a `phx_leave`).
     In(Message),
+    /// A client message whose event is not a string: no `handle_in` can take it, so
+    /// the channel crashes. `event` is its JSON text.
+    Unhandled { event: String },
     /// An intercepted broadcast, for `handle_out`.
     Out(Arc<Broadcast>),
     /// Anything for `handle_info`.

@@ -1,5 +1,7 @@
 //! The three shapes of a Phoenix message: a message (push), a reply and a broadcast.
 
+pub use crate::message_ref::Ref;
+
 use crate::payload::Payload;
 
 /// Topic of the connection-level heartbeat.
@@ -19,14 +21,14 @@ pub const PHX_ERROR: &str = "phx_error";
 
 /// One Phoenix message: what a client pushes, and what a server pushes to a client.
 ///
-/// Refs are opaque strings, compared and echoed exactly as received. In frames a
-/// ref may be `null`, which is `None` here.
+/// Refs are opaque ([`Ref`]): compared strictly and echoed exactly as received. In
+/// frames a ref may be `null`, which is `None` here.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// The ref of the join that created the channel instance this message belongs to.
-    pub join_ref: Option<String>,
+    pub join_ref: Option<Ref>,
     /// The message's own ref, echoed by replies.
-    pub msg_ref: Option<String>,
+    pub msg_ref: Option<Ref>,
     /// The topic, for example `room:lobby`.
     pub topic: String,
     /// The event name.
@@ -51,9 +53,9 @@ impl Message {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     /// The channel's join ref (or the request's, see).
-    pub join_ref: Option<String>,
+    pub join_ref: Option<Ref>,
     /// The ref of the message being answered.
-    pub msg_ref: Option<String>,
+    pub msg_ref: Option<Ref>,
     /// The topic of the message being answered.
     pub topic: String,
     /// The status, usually `ok` or `error`; any name is allowed.

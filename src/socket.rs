@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
 use crate::info::Info;
-use crate::message::{Broadcast, Message, Reply};
+use crate::message::{Broadcast, Message, Ref, Reply};
 use crate::payload::Payload;
 use crate::presence::{Presence, PresenceError};
 use crate::pubsub::{PubSub, Reach, SubscriptionId};
@@ -30,7 +30,7 @@ pub(crate) struct ChannelLink {
     pub(crate) instance: SubscriberId,
     pub(crate) topic: String,
     /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null.
-    pub(crate) join_ref: Option<String>,
+    pub(crate) join_ref: Option<Ref>,
 }
 
 impl ChannelLink {
@@ -41,12 +41,7 @@ impl ChannelLink {
         }
     }
 
-    pub(crate) fn reply_frame(
-        &self,
-        msg_ref: Option<String>,
-        status: String,
-        response: Payload,
-    ) -> Result<Frame, Error> {
+    pub(crate) fn reply_frame(&self, msg_ref: Option<Ref>, status: String, response: Payload) -> Result<Frame, Error> {
         let reply = Reply { join_ref: self.join_ref.clone(), msg_ref, topic: self.topic.clone(), status, response };
         Ok(self.serializer.encode_reply(&reply)?)
     }
@@ -61,7 +56,7 @@ pub struct Socket {
     pub(crate) link: Arc<ChannelLink>,
     pub(crate) assigns: Assigns,
     pub(crate) joined: bool,
-    pub(crate) current_ref: Option<String>,
+    pub(crate) current_ref: Option<Ref>,
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
     pub(crate) presence: Arc<Presence>,
@@ -189,12 +184,7 @@ impl Socket {
 
     /// Sends a reply for `handle_in`'s result; a reply that cannot be encoded stops the
     /// channel as a crash would in Phoenix.
-    pub(crate) fn reply_now(
-        &self,
-        msg_ref: Option<String>,
-        status: String,
-        response: Payload,
-    ) -> Result<(), StopReason> {
+    pub(crate) fn reply_now(&self, msg_ref: Option<Ref>, status: String, response: Payload) -> Result<(), StopReason> {
         let frame = self
             .link
             .reply_frame(msg_ref, status, response)
@@ -265,7 +255,7 @@ impl Socket {
 #[derive(Clone)]
 pub struct SocketRef {
     link: Arc<ChannelLink>,
-    msg_ref: String,
+    msg_ref: Ref,
 }
 
 impl SocketRef {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use phx_channels::message::{PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, PHX_REPLY};
 use phx_channels::serializer::{ClientFrame, DecodeError, EncodeError, RawFrame, ServerMessage};
-use phx_channels::{Broadcast, Message, Payload, Reply, Serializer};
+use phx_channels::{Broadcast, Message, Payload, Ref, Reply, Serializer};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -82,7 +82,7 @@ fn message(
     event: impl Strategy<Value = String>,
     payload: impl Strategy<Value = Payload>,
 ) -> impl Strategy<Value = Message> {
-    let opt_ref = proptest::option::of(field.clone());
+    let opt_ref = proptest::option::of(field.clone().prop_map(Ref::from));
     (opt_ref.clone(), opt_ref, field, event, payload).prop_map(|(join_ref, msg_ref, topic, event, payload)| Message {
         join_ref,
         msg_ref,
@@ -96,7 +96,7 @@ fn reply(
     field: impl Strategy<Value = String> + Clone,
     response: impl Strategy<Value = Payload>,
 ) -> impl Strategy<Value = Reply> {
-    let opt_ref = proptest::option::of(field.clone());
+    let opt_ref = proptest::option::of(field.clone().prop_map(Ref::from));
     (opt_ref.clone(), opt_ref, field.clone(), field, response)
         .prop_map(|(join_ref, msg_ref, topic, status, response)| Reply { join_ref, msg_ref, topic, status, response })
 }
@@ -124,7 +124,7 @@ fn decode_server(serializer: Serializer, frame: &phx_channels::serializer::Frame
 
 /// What a binary server frame carries for a ref: null is written as length 0, so both
 /// `None` and `Some("")` read back as `None`.
-fn binary_ref(value: &Option<String>) -> Option<String> {
+fn binary_ref(value: &Option<Ref>) -> Option<Ref> {
     value.clone().filter(|s| !s.is_empty())
 }
 
@@ -151,8 +151,8 @@ proptest! {
         let frame = Serializer::V2.encode_client(&msg).unwrap();
         prop_assert!(matches!(frame, ClientFrame::Binary(_)));
         let expected = Message {
-            join_ref: Some(msg.join_ref.clone().unwrap_or_default()),
-            msg_ref: Some(msg.msg_ref.clone().unwrap_or_default()),
+            join_ref: Some(msg.join_ref.clone().unwrap_or_else(|| Ref::from(""))),
+            msg_ref: Some(msg.msg_ref.clone().unwrap_or_else(|| Ref::from(""))),
             ..msg.clone()
         };
         prop_assert_eq!(Serializer::V2.decode(raw(&frame)).unwrap(), expected);
@@ -249,8 +249,8 @@ proptest! {
             payload: Payload::from(vec![1u8]),
         };
         match which {
-            0 => msg.join_ref = Some(long.clone()),
-            1 => msg.msg_ref = Some(long.clone()),
+            0 => msg.join_ref = Some(long.clone().into()),
+            1 => msg.msg_ref = Some(long.clone().into()),
             2 => msg.topic = long.clone(),
             _ => msg.event = long.clone(),
         }

@@ -8,11 +8,11 @@ use super::routes::Mount;
 use crate::channel_runtime::ChannelRuntime;
 use crate::channel_thread::{self, StartError};
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
-use crate::message::{Message, PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, Reply};
+use crate::message::{Message, PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
 use crate::pubsub::SubscriptionId;
 use crate::router;
-use crate::serializer::{Frame, RawFrame, Serializer};
+use crate::serializer::{Decoded, EncodeError, Frame, RawFrame, Serializer, Unroutable};
 use crate::socket::{Assigns, ChannelLink};
 use crate::stats;
 use crate::stop_reason::StopReason;
@@ -20,7 +20,7 @@ use crate::subscriber_id::SubscriberId;
 use crate::transport::handler::{ConnectionHandler, Disconnect, Hangup};
 use crate::transport::outbound::{OutItem, Outbound};
 use crate::transport::write_queue::WriteQueue;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,11 +28,16 @@ use std::sync::Arc;
 struct Entry {
     instance: SubscriberId,
     /// The join's `join_ref` exactly as sent (possibly null): what later messages must carry.
-    stored_join_ref: Option<String>,
+    stored_join_ref: Option<Ref>,
     inbox: Inbox,
     /// A duplicate join's `phx_close` for the replaced instance, written after this
     /// instance's join reply.
     close_after_join: Option<Frame>,
+    /// While the join runs: the topic's later messages, in order. They are routed once
+    /// the join's result is back, so that they reach the channel after everything it
+    /// sent itself during `join` (as in Phoenix, where the connection reads nothing
+    /// more until a join returns). Other topics are not held back.
+    held: Option<Vec<Decoded>>,
 }
 
 pub(crate) struct Session {
@@ -73,18 +78,41 @@ impl Session {
     }
 
     /// Routes one decoded client message.
-    fn route(&mut self, msg: Message, out: &mut WriteQueue) {
+    fn route(&mut self, decoded: Decoded, out: &mut WriteQueue) {
+        match decoded {
+            Decoded::Message(msg) => self.route_message(msg, out),
+            Decoded::Unroutable(msg) => self.route_unroutable(msg, out),
+        }
+    }
+
+    /// Keeps `msg` for after the join of its topic, if that join is still running.
+    /// Returns it when the topic is not joining.
+    fn hold(&mut self, topic: &str, msg: Decoded) -> Option<Decoded> {
+        let limit = self.runtime.settings.inbox_limit;
+        let Some(held) = self.channels.get_mut(topic).and_then(|entry| entry.held.as_mut()) else { return Some(msg) };
+        if held.len() < limit {
+            held.push(msg);
+        } else {
+            log::warn!("a message was dropped: too many messages wait for the join of {topic}");
+        }
+        None
+    }
+
+    fn route_message(&mut self, msg: Message, out: &mut WriteQueue) {
         if msg.is_heartbeat() {
             return self.reply(out, None, msg.msg_ref, msg.topic, "ok", Payload::empty());
         }
-        let Some(entry) = self.channels.get(&msg.topic) else {
+        if !self.channels.contains_key(&msg.topic) {
             return match msg.event.as_str() {
                 PHX_JOIN => self.join(msg, None, out),
                 // A leave of a topic not joined is answered ok, refs echoed.
                 PHX_LEAVE => self.reply(out, msg.join_ref, msg.msg_ref, msg.topic, "ok", Payload::empty()),
                 _ => self.unmatched(msg, out),
             };
-        };
+        }
+        let topic = msg.topic.clone();
+        let Some(Decoded::Message(msg)) = self.hold(&topic, Decoded::Message(msg)) else { return };
+        let entry = self.channels.get(&msg.topic).expect("checked above");
         if msg.event == PHX_JOIN {
             return self.replace(msg, out);
         }
@@ -96,6 +124,31 @@ impl Session {
             Err(InboxError::Closed) => {} // the thread is ending; its notice follows
             Err(InboxError::Full) => log::warn!("a message was dropped: the channel's mailbox is full"),
         }
+    }
+
+    /// A message whose topic or event is not a string. A topic that is not a string
+    /// matches no channel: a leave is answered ok and anything else `unmatched topic`,
+    /// the topic echoed as sent. An event that is not a string matches no `handle_in`
+    /// clause: on a joined topic the channel crashes.
+    fn route_unroutable(&mut self, msg: Unroutable, out: &mut WriteQueue) {
+        let Value::String(topic) = &msg.topic else {
+            let (join_ref, status, response) = match msg.event.as_str() {
+                Some(PHX_LEAVE) => (msg.join_ref.clone(), "ok", json!({})),
+                _ => (None, "error", json!({"reason": "unmatched topic"})),
+            };
+            return self.reply_frame(out, self.serializer.encode_reply_to(&msg, &join_ref, status, &response));
+        };
+        let topic = topic.clone();
+        if !self.channels.contains_key(&topic) {
+            let response = json!({"reason": "unmatched topic"});
+            return self.reply_frame(out, self.serializer.encode_reply_to(&msg, &None, "error", &response));
+        }
+        let Some(Decoded::Unroutable(msg)) = self.hold(&topic, Decoded::Unroutable(msg)) else { return };
+        let entry = self.channels.get(&topic).expect("checked above");
+        if msg.join_ref.is_some() && msg.join_ref != entry.stored_join_ref {
+            return; // stale
+        }
+        let _ = entry.inbox.try_send(ChannelMsg::Unhandled { event: msg.event.to_string() });
     }
 
     fn insert(&mut self, topic: String, entry: Entry) {
@@ -166,7 +219,8 @@ impl Session {
         };
         match channel_thread::start(&self.runtime, route, msg, link, assigns) {
             Ok(inbox) => {
-                let entry = Entry { instance, stored_join_ref: header.join_ref, inbox, close_after_join };
+                let held = Some(Vec::new());
+                let entry = Entry { instance, stored_join_ref: header.join_ref, inbox, close_after_join, held };
                 self.insert(header.topic, entry);
             }
             Err(err) => {
@@ -201,21 +255,25 @@ impl Session {
     fn reply(
         &self,
         out: &mut WriteQueue,
-        join_ref: Option<String>,
-        msg_ref: Option<String>,
+        join_ref: Option<Ref>,
+        msg_ref: Option<Ref>,
         topic: String,
         status: &str,
         response: Payload,
     ) {
         let reply = Reply { join_ref, msg_ref, topic, status: status.to_owned(), response };
-        match self.serializer.encode_reply(&reply) {
+        self.reply_frame(out, self.serializer.encode_reply(&reply));
+    }
+
+    fn reply_frame(&self, out: &mut WriteQueue, frame: Result<Frame, EncodeError>) {
+        match frame {
             Ok(frame) => out.push(frame.as_bytes().clone()),
-            Err(err) => log::error!("cannot encode a reply on {}: {err}", reply.topic),
+            Err(err) => log::error!("cannot encode a reply: {err}"),
         }
     }
 
     /// `phx_close` or `phx_error`: join_ref and ref are both the stored join_ref.
-    fn close_frame(&self, event: &str, topic: &str, join_ref: Option<String>, payload: Payload) -> Option<Frame> {
+    fn close_frame(&self, event: &str, topic: &str, join_ref: Option<Ref>, payload: Payload) -> Option<Frame> {
         let msg = Message {
             join_ref: join_ref.clone(),
             msg_ref: join_ref,
@@ -231,7 +289,7 @@ impl ConnectionHandler for Session {
     /// Decodes a frame and routes it. A frame that does not decode ends the
     /// connection without a reply.
     fn receive(&mut self, frame: RawFrame<'_>, out: &mut WriteQueue) -> Result<(), String> {
-        let msg = self.serializer.decode(frame).map_err(|err| format!("malformed message: {err}"))?;
+        let msg = self.serializer.decode_routed(frame).map_err(|err| format!("malformed message: {err}"))?;
         self.route(msg, out);
         Ok(())
     }
@@ -241,19 +299,21 @@ impl ConnectionHandler for Session {
         match item {
             // Frames of a killed instance never get here: the queue drops them.
             OutItem::Frame { frame, .. } => out.push_counted(frame.as_bytes().clone()),
+            // An instance is only ever replaced once its join result is in, so this
+            // result is for a channel the connection still has.
             OutItem::JoinResult { instance, frame, joined } => {
-                if self.outbound.is_killed(instance) {
-                    self.outbound.written(1, frame.len());
-                    return Ok(());
-                }
                 out.push_counted(frame.as_bytes().clone());
                 if let Some(topic) = self.topics.get(&instance).cloned() {
                     let entry = self.channels.get_mut(&topic).expect("topics and channels agree");
                     if let Some(close) = entry.close_after_join.take() {
                         out.push(close.as_bytes().clone());
                     }
+                    let held = entry.held.take().unwrap_or_default();
                     if !joined {
                         self.remove(&topic);
+                    }
+                    for msg in held {
+                        self.route(msg, out);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! the fields, then the raw payload with no length prefix.
 
 use super::{DecodeError, EncodeError, Frame, FrameWriter, Opcode, ServerMessage};
-use crate::message::{Message, Reply};
+use crate::message::{Message, Ref, Reply};
 use crate::payload::Payload;
 use bytes::Bytes;
 
@@ -53,12 +53,12 @@ fn read<const N: usize>(bytes: &[u8], names: [&'static str; N]) -> Result<([Stri
     Ok((fields, Bytes::copy_from_slice(&bytes[at..])))
 }
 
-fn or_empty(value: &Option<String>) -> &str {
+fn or_empty(value: &Option<Ref>) -> &str {
     value.as_deref().unwrap_or("")
 }
 
-fn non_empty(value: String) -> Option<String> {
-    if value.is_empty() { None } else { Some(value) }
+fn non_empty(value: String) -> Option<Ref> {
+    if value.is_empty() { None } else { Some(Ref::from(value)) }
 }
 
 /// Decodes a client push (kind 0, 5-byte header). An empty join_ref or ref decodes
@@ -69,8 +69,8 @@ pub(super) fn decode_client_push(bytes: &[u8]) -> Result<Message, DecodeError> {
         Some(&PUSH) => {
             let ([join_ref, msg_ref, topic, event], payload) = read(bytes, ["join_ref", "ref", "topic", "event"])?;
             Ok(Message {
-                join_ref: Some(join_ref),
-                msg_ref: Some(msg_ref),
+                join_ref: Some(Ref::from(join_ref)),
+                msg_ref: Some(Ref::from(msg_ref)),
                 topic,
                 event,
                 payload: Payload::Binary(payload),

@@ -16,7 +16,7 @@ pub use error::{DecodeError, EncodeError, VsnError};
 pub use frame::Frame;
 pub(crate) use frame::{FrameWriter, Opcode};
 
-use crate::message::{Broadcast, Message, Reply};
+use crate::message::{Broadcast, Message, Ref, Reply};
 use crate::payload::Payload;
 use serde_json::Value;
 
@@ -45,6 +45,47 @@ pub enum ServerMessage {
     Message(Message),
     /// A `phx_reply`.
     Reply(Reply),
+}
+
+/// What a client's text frame decodes to.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Decoded {
+    /// A message whose topic and event are strings.
+    Message(Message),
+    /// A message whose topic or event is not a string: no route or `handle_in` clause
+    /// can take it, but it is answered as Phoenix answers it.
+    Unroutable(Unroutable),
+}
+
+/// A message with a topic or event that is not a string, taken as it came.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Unroutable {
+    pub(crate) join_ref: Option<Ref>,
+    pub(crate) msg_ref: Option<Ref>,
+    pub(crate) topic: Value,
+    pub(crate) event: Value,
+}
+
+impl Decoded {
+    fn new(join_ref: Option<Ref>, msg_ref: Option<Ref>, topic: Value, event: Value, payload: Payload) -> Decoded {
+        match (topic, event) {
+            (Value::String(topic), Value::String(event)) => {
+                Decoded::Message(Message { join_ref, msg_ref, topic, event, payload })
+            }
+            (topic, event) => Decoded::Unroutable(Unroutable { join_ref, msg_ref, topic, event }),
+        }
+    }
+
+    /// The message, or the error the public decoders report for a field that is not a string.
+    fn into_message(self) -> Result<Message, DecodeError> {
+        match self {
+            Decoded::Message(msg) => Ok(msg),
+            Decoded::Unroutable(msg) => {
+                let field = if msg.topic.is_string() { "event" } else { "topic" };
+                Err(DecodeError::WrongType { field, expected: "a string" })
+            }
+        }
+    }
 }
 
 /// A wire format, chosen per connection by `vsn`.
@@ -105,13 +146,20 @@ impl Serializer {
         }
     }
 
-    /// Decodes a client-to-server frame.
+    /// Decodes a client-to-server frame. A topic or event that is not a string is a
+    /// [`DecodeError::WrongType`] here; a server answers such a message (see
+    /// [`Serializer::decode_routed`]).
     pub fn decode(self, frame: RawFrame<'_>) -> Result<Message, DecodeError> {
+        self.decode_routed(frame)?.into_message()
+    }
+
+    /// Decodes a client-to-server frame as the server routes it.
+    pub(crate) fn decode_routed(self, frame: RawFrame<'_>) -> Result<Decoded, DecodeError> {
         match (self, frame) {
             (Serializer::V1, RawFrame::Text(text)) => v1::decode(parse_json(text)?),
             (Serializer::V2, RawFrame::Text(text)) => v2::decode(parse_json(text)?),
             (Serializer::V1, RawFrame::Binary(_)) => Err(DecodeError::BinaryOnV1),
-            (Serializer::V2, RawFrame::Binary(bytes)) => binary::decode_client_push(bytes),
+            (Serializer::V2, RawFrame::Binary(bytes)) => binary::decode_client_push(bytes).map(Decoded::Message),
         }
     }
 
@@ -133,19 +181,35 @@ impl Serializer {
         match (&reply.response, self) {
             (Payload::Binary(bytes), Serializer::V2) => binary::encode_reply(reply, bytes),
             (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
-            (Payload::Json(response), Serializer::V1) => v1::encode(
-                &reply.topic,
-                crate::message::PHX_REPLY,
-                &reply_body(&reply.status, response),
-                &reply.msg_ref,
-            ),
-            (Payload::Json(response), Serializer::V2) => v2::encode(
-                &reply.join_ref,
-                &reply.msg_ref,
-                &reply.topic,
-                crate::message::PHX_REPLY,
-                &reply_body(&reply.status, response),
-            ),
+            (Payload::Json(response), _) => {
+                self.json_reply(&reply.join_ref, &reply.msg_ref, reply.topic.as_str(), &reply.status, response)
+            }
+        }
+    }
+
+    /// Encodes a JSON `phx_reply` to a message whose topic is any JSON value.
+    pub(crate) fn encode_reply_to(
+        self,
+        msg: &Unroutable,
+        join_ref: &Option<Ref>,
+        status: &str,
+        response: &Value,
+    ) -> Result<Frame, EncodeError> {
+        self.json_reply(join_ref, &msg.msg_ref, &msg.topic, status, response)
+    }
+
+    fn json_reply<T: serde::Serialize + ?Sized>(
+        self,
+        join_ref: &Option<Ref>,
+        msg_ref: &Option<Ref>,
+        topic: &T,
+        status: &str,
+        response: &Value,
+    ) -> Result<Frame, EncodeError> {
+        let body = reply_body(status, response);
+        match self {
+            Serializer::V1 => v1::encode(topic, crate::message::PHX_REPLY, &body, msg_ref),
+            Serializer::V2 => v2::encode(join_ref, msg_ref, topic, crate::message::PHX_REPLY, &body),
         }
     }
 
@@ -181,8 +245,8 @@ impl Serializer {
     /// `join_ref` or `ref` decodes as `None`, since the server encodes null that way.
     pub fn decode_server(self, frame: RawFrame<'_>) -> Result<ServerMessage, DecodeError> {
         let msg = match (self, frame) {
-            (Serializer::V1, RawFrame::Text(text)) => v1::decode(parse_json(text)?)?,
-            (Serializer::V2, RawFrame::Text(text)) => v2::decode(parse_json(text)?)?,
+            (Serializer::V1, RawFrame::Text(text)) => v1::decode(parse_json(text)?)?.into_message()?,
+            (Serializer::V2, RawFrame::Text(text)) => v2::decode(parse_json(text)?)?.into_message()?,
             (Serializer::V1, RawFrame::Binary(_)) => return Err(DecodeError::BinaryOnV1),
             (Serializer::V2, RawFrame::Binary(bytes)) => return binary::decode_server(bytes),
         };
@@ -235,23 +299,6 @@ fn reply_body<'a>(status: &'a str, response: &'a Value) -> ReplyBody<'a> {
 struct ReplyBody<'a> {
     response: &'a Value,
     status: &'a str,
-}
-
-/// Takes a ref (string or null) out of a decoded JSON field.
-fn ref_field(value: Value, field: &'static str) -> Result<Option<String>, DecodeError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        _ => Err(DecodeError::WrongType { field, expected: "a string or null" }),
-    }
-}
-
-/// Takes a required string out of a decoded JSON field.
-fn string_field(value: Value, field: &'static str) -> Result<String, DecodeError> {
-    match value {
-        Value::String(s) => Ok(s),
-        _ => Err(DecodeError::WrongType { field, expected: "a string" }),
-    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
 //! V1 JSON: one object per text frame.
 
-use super::{DecodeError, EncodeError, Frame, json_frame, ref_field, string_field};
-use crate::message::Message;
+use super::{DecodeError, Decoded, EncodeError, Frame, json_frame};
+use crate::message::{Message, Ref};
 use crate::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
 /// A server frame, keys in Phoenix's (sorted) order. V1 output never has `join_ref`.
 #[derive(Serialize)]
-struct ServerFrame<'a, P: Serialize> {
+struct ServerFrame<'a, T: Serialize + ?Sized, P: Serialize> {
     event: &'a str,
     payload: &'a P,
     #[serde(rename = "ref")]
-    msg_ref: &'a Option<String>,
-    topic: &'a str,
+    msg_ref: &'a Option<Ref>,
+    topic: &'a T,
 }
 
 /// A client frame: like a server frame, plus `join_ref` when there is one.
@@ -21,36 +21,33 @@ struct ServerFrame<'a, P: Serialize> {
 struct ClientFrame<'a> {
     event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    join_ref: &'a Option<String>,
+    join_ref: &'a Option<Ref>,
     payload: &'a Value,
     #[serde(rename = "ref")]
-    msg_ref: &'a Option<String>,
+    msg_ref: &'a Option<Ref>,
     topic: &'a str,
 }
 
 /// Decodes an object with `topic`, `event`, `payload` and `ref` present (values may be
 /// null where the type allows) and `join_ref` optional.
-pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
+pub(super) fn decode(value: Value) -> Result<Decoded, DecodeError> {
     let Value::Object(mut map) = value else { return Err(DecodeError::NotAnObject) };
     let mut take = |key: &'static str| map.remove(key).ok_or(DecodeError::MissingKey(key));
-    let topic = string_field(take("topic")?, "topic")?;
-    let event = string_field(take("event")?, "event")?;
+    let topic = take("topic")?;
+    let event = take("event")?;
     let payload = take("payload")?;
-    let msg_ref = ref_field(take("ref")?, "ref")?;
-    let join_ref = match map.remove("join_ref") {
-        Some(value) => ref_field(value, "join_ref")?,
-        None => None,
-    };
-    Ok(Message { join_ref, msg_ref, topic, event, payload: Payload::Json(payload) })
+    let msg_ref = Ref::from_json(take("ref")?);
+    let join_ref = map.remove("join_ref").and_then(Ref::from_json);
+    Ok(Decoded::new(join_ref, msg_ref, topic, event, Payload::Json(payload)))
 }
 
 /// Encodes a server frame: a push (ref null), a broadcast, a reply, or `phx_close` /
 /// `phx_error` with the stored join_ref in `ref`.
-pub(super) fn encode<P: Serialize>(
-    topic: &str,
+pub(super) fn encode<T: Serialize + ?Sized, P: Serialize>(
+    topic: &T,
     event: &str,
     payload: &P,
-    msg_ref: &Option<String>,
+    msg_ref: &Option<Ref>,
 ) -> Result<Frame, EncodeError> {
     json_frame(&ServerFrame { event, payload, msg_ref, topic })
 }
@@ -64,7 +61,7 @@ pub(super) fn encode_client(msg: &Message, payload: &Value) -> Result<String, En
 
 #[cfg(test)]
 mod tests {
-    use crate::message::{Broadcast, Message, Reply};
+    use crate::message::{Broadcast, Message, Ref, Reply};
     use crate::payload::Payload;
     use crate::serializer::{DecodeError, EncodeError, RawFrame, Serializer};
     use serde_json::{Value, json};
@@ -111,10 +108,13 @@ mod tests {
             decode(r#"{"topic":1,"event":"e","payload":{},"ref":"1"}"#),
             Err(DecodeError::WrongType { field: "topic", .. })
         ));
-        assert!(matches!(
-            decode(r#"{"topic":"t","event":"e","payload":{},"ref":5}"#),
-            Err(DecodeError::WrongType { field: "ref", .. })
-        ));
+    }
+
+    #[test]
+    fn refs_of_any_json_type_are_kept_as_sent() {
+        let msg = decode(r#"{"topic":"t","event":"e","payload":{},"ref":5,"join_ref":{"a":[1]}}"#).unwrap();
+        assert_eq!(msg.msg_ref, Ref::from_json(json!(5)));
+        assert_eq!(msg.join_ref, Ref::from_json(json!({"a": [1]})));
     }
 
     #[test]

@@ -1,32 +1,32 @@
 //! V2 JSON: one array `[join_ref, ref, topic, event, payload]` per text frame.
 
-use super::{DecodeError, EncodeError, Frame, json_frame, ref_field, string_field};
-use crate::message::Message;
+use super::{DecodeError, Decoded, EncodeError, Frame, json_frame};
+use crate::message::Ref;
 use crate::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Decodes an array of at least 5 elements; elements after the fifth are ignored.
-pub(super) fn decode(value: Value) -> Result<Message, DecodeError> {
+/// Decodes an array of at least 5 elements; elements after the fifth are ignored. The
+/// first five are taken as they are: a topic or event that is not a string makes the
+/// message [`Decoded::Unroutable`].
+pub(super) fn decode(value: Value) -> Result<Decoded, DecodeError> {
     let Value::Array(items) = value else { return Err(DecodeError::NotAnArray) };
     if items.len() < 5 {
         return Err(DecodeError::TooFewElements { found: items.len() });
     }
     let mut items = items.into_iter();
     let mut next = || items.next().unwrap_or(Value::Null);
-    let join_ref = ref_field(next(), "join_ref")?;
-    let msg_ref = ref_field(next(), "ref")?;
-    let topic = string_field(next(), "topic")?;
-    let event = string_field(next(), "event")?;
-    let payload = Payload::Json(next());
-    Ok(Message { join_ref, msg_ref, topic, event, payload })
+    let join_ref = Ref::from_json(next());
+    let msg_ref = Ref::from_json(next());
+    let (topic, event) = (next(), next());
+    Ok(Decoded::new(join_ref, msg_ref, topic, event, Payload::Json(next())))
 }
 
 /// Encodes `[join_ref, ref, topic, event, payload]`.
-pub(super) fn encode<P: Serialize>(
-    join_ref: &Option<String>,
-    msg_ref: &Option<String>,
-    topic: &str,
+pub(super) fn encode<T: Serialize + ?Sized, P: Serialize>(
+    join_ref: &Option<Ref>,
+    msg_ref: &Option<Ref>,
+    topic: &T,
     event: &str,
     payload: &P,
 ) -> Result<Frame, EncodeError> {
@@ -35,7 +35,7 @@ pub(super) fn encode<P: Serialize>(
 
 #[cfg(test)]
 mod tests {
-    use crate::message::{Broadcast, Message, Reply};
+    use crate::message::{Broadcast, Message, Ref, Reply};
     use crate::payload::Payload;
     use crate::serializer::{DecodeError, EncodeError, RawFrame, Serializer, ServerMessage};
     use serde_json::json;
@@ -90,9 +90,14 @@ mod tests {
     }
 
     #[test]
-    fn wrong_field_types_are_errors() {
-        assert!(matches!(decode(r#"[1,"2","t","e",{}]"#), Err(DecodeError::WrongType { field: "join_ref", .. })));
-        assert!(matches!(decode(r#"["1",2,"t","e",{}]"#), Err(DecodeError::WrongType { field: "ref", .. })));
+    fn refs_of_any_json_type_are_kept_as_sent() {
+        let msg = decode(r#"[1,[2],"t","e",{}]"#).unwrap();
+        assert_eq!(msg.join_ref, Ref::from_json(json!(1)));
+        assert_eq!(msg.msg_ref, Ref::from_json(json!([2])));
+    }
+
+    #[test]
+    fn a_topic_or_event_that_is_not_a_string_is_refused_by_the_public_decoder() {
         assert!(matches!(decode(r#"["1","2",null,"e",{}]"#), Err(DecodeError::WrongType { field: "topic", .. })));
         assert!(matches!(decode(r#"["1","2","t",{},{}]"#), Err(DecodeError::WrongType { field: "event", .. })));
     }

@@ -266,11 +266,6 @@ impl Outbound {
         state.bytes -= bytes;
     }
 
-    /// Whether `instance` was killed.
-    pub(crate) fn is_killed(&self, instance: SubscriberId) -> bool {
-        self.state.lock().killed.contains(&instance)
-    }
-
     /// `instance` has exited: forget it.
     pub(crate) fn forget(&self, instance: SubscriberId) {
         self.state.lock().killed.remove(&instance);

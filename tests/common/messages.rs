@@ -16,8 +16,8 @@ pub fn json_of(payload: &Payload) -> Value {
 /// A message with the given refs.
 pub fn message(join_ref: Option<&str>, msg_ref: Option<&str>, topic: &str, event: &str, payload: Value) -> Message {
     Message {
-        join_ref: join_ref.map(str::to_owned),
-        msg_ref: msg_ref.map(str::to_owned),
+        join_ref: join_ref.map(Into::into),
+        msg_ref: msg_ref.map(Into::into),
         topic: topic.to_owned(),
         event: event.to_owned(),
         payload: payload.into(),
