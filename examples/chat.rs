@@ -94,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .static_response("/phoenix.js", js, &include_bytes!("chat/phoenix.js")[..])
         .static_response("/style.css", "text/css; charset=utf-8", &include_bytes!("chat/style.css")[..])
         .health_check("/health")
+        .prometheus_metrics("/metrics")
         .start()?;
     println!("chat demo: open http://{}/ in two browser tabs", endpoint.local_addr());
     endpoint.wait();

@@ -4,6 +4,7 @@
 use crate::presence::Presence;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
+use crate::telemetry::Telemetry;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,4 +59,5 @@ pub(crate) struct ChannelRuntime {
     pub(crate) stats: Arc<Stats>,
     pub(crate) settings: ChannelSettings,
     pub(crate) tracker: ThreadTracker,
+    pub(crate) telemetry: Telemetry,
 }

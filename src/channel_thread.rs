@@ -12,10 +12,11 @@ use crate::pubsub::ChannelSubscriber;
 use crate::router::Route;
 use crate::serializer::{EncodeError, Frame};
 use crate::socket::{Assigns, ChannelLink, Socket};
-use crate::stats::{self, Stats};
+use crate::stats;
 use crate::stop_reason::StopReason;
+use crate::telemetry::{Event, Outcome};
 use crate::transport::outbound::OutItem;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -116,9 +117,8 @@ impl From<Flow> for Step {
 struct Runner {
     channel: Box<dyn Channel>,
     socket: Socket,
-    stats: Arc<Stats>,
+    runtime: Arc<ChannelRuntime>,
     channel_name: &'static str,
-    filter: Arc<[String]>,
 }
 
 impl Runner {
@@ -159,8 +159,10 @@ impl Runner {
 
     fn handle_in(&mut self, msg: Message) -> Step {
         let Message { msg_ref, event, payload, .. } = msg;
+        let filter = &self.runtime.settings.filter_parameters;
         let logged = (log::log_enabled!(log::Level::Debug) && !logging::is_quiet_topic(self.socket.topic()))
-            .then(|| params(&payload, &self.filter));
+            .then(|| params(&payload, filter));
+        let observed = self.runtime.telemetry.is_on().then(|| filtered(&payload, filter));
         let began = Instant::now();
         self.socket.current_ref = msg_ref.clone();
         let step = self.guarded("handle_in", |c, s| match c.handle_in(&event, payload, s) {
@@ -179,13 +181,20 @@ impl Runner {
             Handled::Crash(why) => Step::Crash { callback: "handle_in", why },
         });
         self.socket.current_ref = None;
+        let duration = began.elapsed();
         if let Some(parameters) = logged {
             log::debug!(
                 "HANDLED {event} INCOMING ON {} ({}) in {}\n  Parameters: {parameters}",
                 self.socket.topic(),
                 self.channel_name,
-                logging::duration(began.elapsed())
+                logging::duration(duration)
             );
+        }
+        if let Some(params) = observed {
+            let (topic, channel) = (self.socket.topic(), self.channel_name);
+            self.runtime.telemetry.emit(|hook| {
+                hook(&Event::ChannelHandledIn { topic, channel, event: &event, params: &params, duration })
+            });
         }
         step
     }
@@ -201,10 +210,9 @@ impl Runner {
         catch_unwind(AssertUnwindSafe(|| f(channel.as_mut(), socket))).map_err(|panic| panic_message(&panic))
     }
 
-    /// Logs and counts a crash in `callback`.
+    /// Logs, counts and reports a crash in `callback`.
     fn crashed(&self, callback: &str, why: &str) {
-        stats::incr(self.stats.panics());
-        log::error!("{} ({}) crashed in {callback}: {why}", self.socket.topic(), self.channel_name);
+        crashed(&self.runtime, self.socket.topic(), self.channel_name, callback, why);
     }
 
     fn reply(&mut self, msg_ref: Option<Ref>, status: String, response: Payload) {
@@ -264,23 +272,22 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
         })
     };
     let crashed_reply = || reply("error", Payload::Json(json!({"reason": "join crashed"})));
-    let filter = runtime.settings.filter_parameters.clone();
-    let log_join = |verb: &str| {
-        if !logging::is_quiet_topic(&topic) {
+    let filter = &runtime.settings.filter_parameters;
+    let log_join = |verb: &str, outcome: Outcome| {
+        let duration = began.elapsed();
+        if !logging::is_quiet_topic(&topic) && outcome != Outcome::Crashed {
             log::info!(
                 "{verb} {topic} in {}\n  Parameters: {}",
-                logging::duration(began.elapsed()),
-                params(&join.payload, &filter)
+                logging::duration(duration),
+                params(&join.payload, filter)
             );
         }
+        runtime.telemetry.emit(|hook| {
+            let params = filtered(&join.payload, filter);
+            hook(&Event::ChannelJoined { topic: &topic, channel: route.name, params: &params, outcome, duration })
+        });
     };
-    let runner = |channel, socket| Runner {
-        channel,
-        socket,
-        stats: stats.clone(),
-        channel_name: route.name,
-        filter: filter.clone(),
-    };
+    let runner = |channel, socket| Runner { channel, socket, runtime: runtime.clone(), channel_name: route.name };
     let mut runner = match outcome {
         Ok((channel, mut socket, Ok(response))) => match reply("ok", response) {
             Ok(frame) => {
@@ -293,32 +300,36 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
                     intercepts,
                     inbox: inbox.clone(),
                 };
+                // Counted before the reply goes out, so a client that has its reply sees
+                // the join in the endpoint's counters.
+                stats::incr(stats.channels());
+                stats::incr(stats.joins_total());
                 let joined = OutItem::JoinResult { instance: link.instance, frame, joined: true };
                 let id = runtime.pubsub.subscribe_channel(&topic, subscriber, || {
                     let _ = link.outbound.push_control(joined);
                 });
                 socket.own_subscription = Some(id);
-                stats::incr(stats.channels());
-                stats::incr(stats.joins_total());
-                log_join("JOINED");
+                log_join("JOINED", Outcome::Ok);
                 runner(channel, socket)
             }
             Err(err) => {
-                log::error!("join of {topic} returned a reply that cannot be encoded: {err}");
+                let why = format!("join returned a reply that cannot be encoded: {err}");
+                crashed(&runtime, &topic, route.name, "join", &why);
+                log_join("CRASHED JOIN", Outcome::Crashed);
                 refuse_join(&link, crashed_reply());
                 return;
             }
         },
         Ok((channel, socket, Err(response))) => {
-            log_join("REFUSED JOIN");
+            log_join("REFUSED JOIN", Outcome::Refused);
             refuse_join(&link, reply("error", response).or_else(|_| crashed_reply()));
             // Phoenix stops a refused channel with reason `shutdown`, running terminate.
             runner(channel, socket).terminate(&StopReason::Shutdown);
             return;
         }
         Err(panic) => {
-            stats::incr(stats.panics());
-            log::error!("join of {topic} crashed: {}", panic_message(&panic));
+            crashed(&runtime, &topic, route.name, "join", &panic_message(&panic));
+            log_join("CRASHED JOIN", Outcome::Crashed);
             refuse_join(&link, crashed_reply());
             return;
         }
@@ -333,12 +344,27 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
     let _ = link.outbound.push_control(OutItem::Exited { instance: link.instance, crashed });
 }
 
+/// Logs, counts and reports a crash of a channel in `callback`.
+fn crashed(runtime: &ChannelRuntime, topic: &str, channel: &str, callback: &str, reason: &str) {
+    stats::incr(runtime.stats.panics());
+    log::error!("{topic} ({channel}) crashed in {callback}: {reason}");
+    runtime.telemetry.emit(|hook| hook(&Event::ChannelCrashed { topic, channel, callback, reason }));
+}
+
 fn refuse_join(link: &ChannelLink, frame: Result<Frame, EncodeError>) {
     match frame {
         Ok(frame) => {
             let _ = link.outbound.push_control(OutItem::JoinResult { instance: link.instance, frame, joined: false });
         }
         Err(err) => log::error!("cannot encode the join reply on {}: {err}", link.topic),
+    }
+}
+
+/// A payload as telemetry reports it: JSON filtered as in the logs; bytes by their size.
+fn filtered(payload: &Payload, filter: &[String]) -> Value {
+    match payload {
+        Payload::Json(value) => logging::filter(value, filter),
+        Payload::Binary(bytes) => Value::String(format!("<<{} bytes>>", bytes.len())),
     }
 }
 

@@ -97,6 +97,7 @@ mod socket;
 mod stats;
 mod stop_reason;
 mod subscriber_id;
+pub mod telemetry;
 pub mod token;
 mod transport;
 

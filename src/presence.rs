@@ -11,6 +11,7 @@
 
 use crate::pubsub::PubSub;
 use crate::subscriber_id::SubscriberId;
+use crate::telemetry::{Event, Telemetry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
@@ -112,7 +113,11 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub(crate) fn start(pubsub: PubSub, window: Duration) -> std::io::Result<std::sync::Arc<Presence>> {
+    pub(crate) fn start(
+        pubsub: PubSub,
+        window: Duration,
+        telemetry: Telemetry,
+    ) -> std::io::Result<std::sync::Arc<Presence>> {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let presence = std::sync::Arc::new(Presence {
             topics: Mutex::new(HashMap::new()),
@@ -125,7 +130,7 @@ impl Presence {
         let weak = std::sync::Arc::downgrade(&presence);
         let handle = std::thread::Builder::new()
             .name("phx-presence".into())
-            .spawn(move || flush_loop(&receiver, &pubsub, &weak))?;
+            .spawn(move || flush_loop(&receiver, &pubsub, &weak, &telemetry))?;
         *presence.flusher.lock() = Some((sender, handle));
         Ok(presence)
     }
@@ -314,7 +319,12 @@ impl Presence {
 }
 
 /// Broadcasts pending diffs when their window closes.
-fn flush_loop(wakeups: &Receiver<String>, pubsub: &PubSub, presence: &std::sync::Weak<Presence>) {
+fn flush_loop(
+    wakeups: &Receiver<String>,
+    pubsub: &PubSub,
+    presence: &std::sync::Weak<Presence>,
+    telemetry: &Telemetry,
+) {
     let mut next: Option<Instant> = None;
     loop {
         let received = match next {
@@ -325,6 +335,8 @@ fn flush_loop(wakeups: &Receiver<String>, pubsub: &PubSub, presence: &std::sync:
         let closing = matches!(received, Err(RecvTimeoutError::Disconnected));
         let (due, upcoming) = presence.take_due(Instant::now(), closing);
         for (topic, diff) in due {
+            let (joins, leaves) = (diff.joins.len(), diff.leaves.len());
+            telemetry.emit(|hook| hook(&Event::PresenceChanged { topic: &topic, joins, leaves }));
             let payload = json!({"joins": diff.joins, "leaves": diff.leaves});
             if let Err(err) = pubsub.local_broadcast(&topic, PRESENCE_DIFF, payload) {
                 log::error!("cannot broadcast a presence diff on {topic}: {err}");
@@ -359,7 +371,7 @@ mod tests {
 
     fn presence() -> (Arc<Presence>, PubSub) {
         let pubsub = PubSub::new(4, 1, Arc::new(Stats::default()), None, 100);
-        (Presence::start(pubsub.clone(), Duration::from_millis(20)).unwrap(), pubsub)
+        (Presence::start(pubsub.clone(), Duration::from_millis(20), Telemetry::default()).unwrap(), pubsub)
     }
 
     #[test]

@@ -2,10 +2,18 @@
 //!
 //! [`Endpoint::stats`]: crate::Endpoint::stats
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Whether a value only grows (a Prometheus counter) or goes up and down (a gauge).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $kind:ident $name:ident,)*) => {
         /// Live counters, shared by every thread of an endpoint.
         #[derive(Default, Debug)]
         pub(crate) struct Stats {
@@ -27,7 +35,14 @@ macro_rules! counters {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct StatsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl StatsSnapshot {
+            /// Every value with its name, kind and help text.
+            fn entries(&self) -> impl Iterator<Item = (&'static str, Kind, &'static str, u64)> {
+                [$((stringify!($name), Kind::$kind, concat!($($doc),*), self.$name),)*].into_iter()
+            }
         }
 
         impl Stats {
@@ -42,44 +57,68 @@ macro_rules! counters {
 
 counters! {
     /// WebSocket connections open now.
-    connections,
+    Gauge connections,
     /// WebSocket connections accepted since start.
-    connections_total,
+    Counter connections_total,
     /// Channels joined now (each is a thread).
-    channels,
+    Gauge channels,
     /// Channel threads running now (joined, joining or terminating).
-    channel_threads,
+    Gauge channel_threads,
     /// Joins accepted since start.
-    joins_total,
+    Counter joins_total,
     /// Messages decoded from clients.
-    messages_in,
+    Counter messages_in,
     /// Frames written to clients.
-    frames_out,
+    Counter frames_out,
     /// Bytes read from client sockets.
-    bytes_in,
+    Counter bytes_in,
     /// Bytes written to client sockets.
-    bytes_out,
+    Counter bytes_out,
     /// Broadcasts dispatched.
-    broadcasts,
+    Counter broadcasts,
     /// Frames encoded by the fastlane: at most one per wire format per broadcast.
-    broadcast_encodes,
+    Counter broadcast_encodes,
     /// Broadcast deliveries handed to connections by the fastlane.
-    fastlane_deliveries,
+    Counter fastlane_deliveries,
     /// Fastlane deliveries the publishing thread wrote to the socket itself; the others
     /// went through the connections' reactors (see `fastlane_deliveries`).
-    fastlane_direct,
+    Counter fastlane_direct,
     /// Broadcasts dropped for a subscriber whose queue or mailbox was full.
-    broadcasts_dropped,
+    Counter broadcasts_dropped,
     /// Connections refused at the handshake (any status).
-    refused_connections,
+    Counter refused_connections,
     /// Joins refused by the server's limits (channels per connection, channel threads).
-    refused_joins,
+    Counter refused_joins,
     /// Connections closed because they did not read fast enough.
-    slow_consumer_closes,
+    Counter slow_consumer_closes,
     /// Panics caught in channel callbacks.
-    panics,
+    Counter panics,
     /// Connections closed for sending a frame that could not be decoded.
-    malformed_frames,
+    Counter malformed_frames,
+}
+
+impl StatsSnapshot {
+    /// The counters in the Prometheus text exposition format, each named
+    /// `phx_channels_<name>` (counters end in `_total`), with its help text and type.
+    ///
+    /// ```
+    /// let text = phx_channels::StatsSnapshot::default().to_prometheus();
+    /// assert!(text.contains("# TYPE phx_channels_connections gauge\nphx_channels_connections 0\n"));
+    /// assert!(text.contains("# TYPE phx_channels_messages_in_total counter\n"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        for (name, kind, help, value) in self.entries() {
+            let suffix = if kind == Kind::Counter && !name.ends_with("_total") { "_total" } else { "" };
+            let kind = if kind == Kind::Counter { "counter" } else { "gauge" };
+            let help = help.trim().replace('\\', "\\\\").replace('\n', " ");
+            let _ = write!(
+                text,
+                "# HELP phx_channels_{name}{suffix} {help}\n# TYPE phx_channels_{name}{suffix} {kind}\nphx_channels_{name}{suffix} {value}\n"
+            );
+        }
+        text
+    }
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {

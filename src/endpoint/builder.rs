@@ -7,11 +7,12 @@ use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
 use crate::presence::Presence;
 use crate::protocol::connect_pool::ConnectPool;
-use crate::protocol::routes::{Mount, Routes, StaticResponse};
+use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
 use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
 use crate::stats::Stats;
+use crate::telemetry::Telemetry;
 use crate::transport::acceptor::Acceptor;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
@@ -22,6 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+/// The content type of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Configures and starts an [`Endpoint`]. Get one with [`Endpoint::builder`].
 pub struct EndpointBuilder {
     bind: String,
@@ -30,6 +34,7 @@ pub struct EndpointBuilder {
     statics: HashMap<String, StaticResponse>,
     config: EndpointConfig,
     adapter: Option<Arc<dyn Adapter>>,
+    metrics_path: Option<String>,
 }
 
 impl EndpointBuilder {
@@ -41,6 +46,7 @@ impl EndpointBuilder {
             statics: HashMap::new(),
             config: EndpointConfig::default(),
             adapter: None,
+            metrics_path: None,
         }
     }
 
@@ -68,8 +74,21 @@ impl EndpointBuilder {
     /// Answers `GET path` with `body` (for example a page of the application, or its
     /// scripts). Other paths that are not sockets get 404.
     pub fn static_response(mut self, path: &str, content_type: &str, body: impl Into<Bytes>) -> Self {
-        let page = StaticResponse { content_type: content_type.to_owned(), body: body.into() };
+        let page = StaticResponse { content_type: content_type.to_owned(), body: Body::Fixed(body.into()) };
         self.statics.insert(path.to_owned(), page);
+        self
+    }
+
+    /// Answers `GET path` with the endpoint's counters in the Prometheus text format
+    /// (see [`StatsSnapshot::to_prometheus`](crate::StatsSnapshot::to_prometheus)), for
+    /// a Prometheus server to scrape.
+    ///
+    /// ```no_run
+    /// let endpoint = phx_channels::Endpoint::builder().prometheus_metrics("/metrics").start()?;
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    pub fn prometheus_metrics(mut self, path: &str) -> Self {
+        self.metrics_path = Some(path.to_owned());
         self
     }
 
@@ -171,6 +190,14 @@ impl EndpointBuilder {
         self
     }
 
+    /// Registers the telemetry hook: it gets every [`telemetry::Event`](crate::telemetry::Event),
+    /// on the thread where the event happened. Without one, events cost nothing.
+    /// Registering again replaces the hook.
+    pub fn telemetry(mut self, hook: impl Fn(&crate::telemetry::Event<'_>) + Send + Sync + 'static) -> Self {
+        self.config.telemetry = Telemetry::new(hook);
+        self
+    }
+
     /// Forwards broadcasts to other nodes (see [`Adapter`]).
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
@@ -193,6 +220,12 @@ impl EndpointBuilder {
         let listener = mio::net::TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let stats = Arc::new(Stats::default());
+        let mut statics = self.statics;
+        if let Some(path) = self.metrics_path {
+            let stats = stats.clone();
+            let body = Body::Generated(Arc::new(move || stats.snapshot().to_prometheus().into()));
+            statics.insert(path, StaticResponse { content_type: PROMETHEUS_TEXT.to_owned(), body });
+        }
         let mut config = self.config;
         config.clamp_to_os();
         // A fan-out can be written by its publisher and every reactor at once, as far as
@@ -200,7 +233,7 @@ impl EndpointBuilder {
         let writers = available_cores().min(config.reactors + 1);
         let pubsub =
             PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
-        let presence = Presence::start(pubsub.clone(), config.presence_window)?;
+        let presence = Presence::start(pubsub.clone(), config.presence_window, config.telemetry.clone())?;
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,
@@ -212,6 +245,7 @@ impl EndpointBuilder {
                 filter_parameters: config.filter_parameters.clone(),
             },
             tracker: ThreadTracker::default(),
+            telemetry: config.telemetry.clone(),
         });
         let mounts: Vec<Arc<Mount>> =
             self.mounts.into_iter().map(|(path, socket)| Arc::new(Mount::new(&path, socket))).collect();
@@ -221,7 +255,7 @@ impl EndpointBuilder {
             .map_or(Duration::from_secs(1), |t| t / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let sockets = Arc::new(Sockets {
-            routes: Routes { mounts, statics: self.statics, host: self.host },
+            routes: Routes { mounts, statics, host: self.host },
             runtime,
             connect_pool: ConnectPool::start(config.connect_workers)?,
         });
@@ -235,6 +269,7 @@ impl EndpointBuilder {
             },
             handler: sockets.clone(),
             stats,
+            telemetry: config.telemetry.clone(),
             open_sockets: AtomicUsize::new(0),
         });
         let mut threads = Vec::new();

@@ -1,6 +1,7 @@
 //! Endpoint-wide settings, their defaults, and the limits the OS sets on them.
 
 use crate::logging::DEFAULT_FILTER;
+use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) max_connections: usize,
     pub(crate) drain_batch_size: usize,
     pub(crate) drain_batch_interval: Duration,
+    pub(crate) telemetry: Telemetry,
 }
 
 /// The cores this process may run on (its CPU affinity and quota included).
@@ -51,6 +53,7 @@ impl Default for EndpointConfig {
             max_connections: 16_384,
             drain_batch_size: 10_000,
             drain_batch_interval: Duration::from_secs(2),
+            telemetry: Telemetry::default(),
         }
     }
 }

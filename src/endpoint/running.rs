@@ -3,6 +3,7 @@
 
 use super::config::EndpointConfig;
 use crate::protocol::sockets::Sockets;
+use crate::telemetry::Event;
 use crate::transport::acceptor::AcceptorStop;
 use crate::transport::mailbox::{Command, Mailbox};
 use parking_lot::{Condvar, Mutex};
@@ -80,6 +81,13 @@ impl Running {
         let per_reactor = self.config.drain_batch_size.div_ceil(mailboxes.len());
         let connections = self.sockets.runtime.stats.connections();
         while connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            self.sockets.runtime.telemetry.emit(|hook| {
+                hook(&Event::SocketDrain {
+                    connections: connections.load(Ordering::Relaxed),
+                    batch_size: self.config.drain_batch_size,
+                    interval: self.config.drain_batch_interval,
+                })
+            });
             for mailbox in mailboxes {
                 mailbox.command(Command::Drain(per_reactor));
             }

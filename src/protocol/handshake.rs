@@ -44,7 +44,7 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
     if let Some(page) = routes.statics.get(path)
         && (is_get || request.method() == "HEAD")
     {
-        return Decision::Respond(http::response(200, &page.content_type, &page.body, !is_get));
+        return Decision::Respond(http::response(200, &page.content_type, &page.body(), !is_get));
     }
     let Some((mount, path_params)) = routes.mount(path) else {
         return Decision::Respond(http::text(404, "Not Found"));
@@ -127,7 +127,7 @@ pub(super) fn answer_other(head: &[u8], routes: &Routes) -> Bytes {
     let path = target.split('?').next().unwrap_or("");
     if let Some(page) = routes.statics.get(path) {
         return match method {
-            "GET" | "HEAD" => http::response(200, &page.content_type, &page.body, method == "HEAD"),
+            "GET" | "HEAD" => http::response(200, &page.content_type, &page.body(), method == "HEAD"),
             _ => http::text(405, "Method Not Allowed"),
         };
     }

@@ -8,10 +8,29 @@ use std::sync::Arc;
 
 /// A response the endpoint serves for a fixed path (see
 /// [`EndpointBuilder::static_response`](crate::EndpointBuilder::static_response)).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct StaticResponse {
     pub(crate) content_type: String,
-    pub(crate) body: Bytes,
+    pub(crate) body: Body,
+}
+
+/// What a fixed path answers with.
+#[derive(Clone)]
+pub(crate) enum Body {
+    /// The same bytes every time.
+    Fixed(Bytes),
+    /// Bytes made for each request (the metrics page).
+    Generated(Arc<dyn Fn() -> Bytes + Send + Sync>),
+}
+
+impl StaticResponse {
+    /// The body to send now.
+    pub(crate) fn body(&self) -> Bytes {
+        match &self.body {
+            Body::Fixed(bytes) => bytes.clone(),
+            Body::Generated(make) => make(),
+        }
+    }
 }
 
 /// The params a mount's path captures (`:name` segments), in order.

@@ -9,6 +9,7 @@ use super::session::Session;
 use super::user_socket::Refusal;
 use crate::channel_runtime::ChannelRuntime;
 use crate::logging;
+use crate::telemetry::{Event, Outcome};
 use crate::transport::handler::{Answer, ConnectionLink, Opened, Peers, RequestHandler, Verdict};
 use crate::transport::http;
 use bytes::Bytes;
@@ -49,6 +50,7 @@ fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink
     let Upgrade { mount, params, info, serializer, response } = upgrade;
     let socket = &mount.socket;
     let began = Instant::now();
+    let mut outcome = Outcome::Ok;
     let verdict = catch_unwind(AssertUnwindSafe(|| {
         (socket.connect)(&params, &info).map(|assigns| {
             let id = (socket.id)(&assigns);
@@ -57,9 +59,24 @@ fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink
     }))
     .unwrap_or_else(|_| {
         log::error!("connect panicked; refusing the connection with 403");
+        outcome = Outcome::Crashed;
         Err(Refusal::forbidden())
     });
     let took = began.elapsed();
+    if verdict.is_err() && outcome == Outcome::Ok {
+        outcome = Outcome::Refused;
+    }
+    runtime.telemetry.emit(|hook| {
+        let params = logging::filter(&serde_json::Value::Object(params.clone()), &runtime.settings.filter_parameters);
+        hook(&Event::SocketConnected {
+            endpoint_path: &mount.path,
+            transport: "websocket",
+            serializer,
+            params: &params,
+            outcome,
+            duration: took,
+        })
+    });
     let settings = &socket.settings;
     let log_line = |verb: &str, took: Duration| {
         if let Some(level) = settings.log_connect {

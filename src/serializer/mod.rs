@@ -147,8 +147,8 @@ impl Serializer {
     }
 
     /// Decodes a client-to-server frame. A topic or event that is not a string is a
-    /// [`DecodeError::WrongType`] here; a server answers such a message (see
-    /// [`Serializer::decode_routed`]).
+    /// [`DecodeError::WrongType`] here (the endpoint itself answers such a message as
+    /// Phoenix does: `unmatched topic`, or a crash of the channel for a bad event).
     pub fn decode(self, frame: RawFrame<'_>) -> Result<Message, DecodeError> {
         self.decode_routed(frame)?.into_message()
     }

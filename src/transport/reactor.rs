@@ -9,6 +9,7 @@ use super::mailbox::{Command, ConnKey, Mail, Mailbox};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
 use crate::stats::{self, Stats};
+use crate::telemetry::{Event, Telemetry};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -24,6 +25,7 @@ pub(crate) struct ReactorContext {
     pub(crate) settings: TransportSettings,
     pub(crate) handler: Arc<dyn RequestHandler>,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) telemetry: Telemetry,
     /// TCP connections held by the reactors, in any state (for the connection cap).
     pub(crate) open_sockets: AtomicUsize,
 }
@@ -248,6 +250,10 @@ impl Reactor {
         if let Some(conn) = slot_of(&mut self.conns, key.slot).filter(|conn| conn.serial == key.serial)
             && let Some(close) = conn.apply_outbound(&mut self.items, stats)
         {
+            if close.code == close_code::POLICY {
+                let peer = conn.peer;
+                self.context.telemetry.emit(|hook| hook(&Event::SlowConsumerClosed { peer }));
+            }
             conn.close(&close, Hangup::Closed, stats);
         }
         self.flush(key.slot);
