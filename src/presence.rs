@@ -151,7 +151,7 @@ impl Presence {
         let mut bytes = [0u8; 12];
         bytes[..8].copy_from_slice(&nanos.to_be_bytes());
         bytes[8..].copy_from_slice(&count.to_be_bytes());
-        base64_url(&bytes)
+        crate::base64url::encode(&bytes)
     }
 
     /// Tracks `key` with `meta` on `topic` for `owner`: returns the new `phx_ref`.
@@ -347,20 +347,6 @@ fn flush_loop(
         }
         next = upcoming;
     }
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let mut acc = [0u8; 3];
-        acc[..chunk.len()].copy_from_slice(chunk);
-        let n = u32::from_be_bytes([0, acc[0], acc[1], acc[2]]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -48,9 +48,9 @@
 //! 64 bits, a binary that is not UTF-8, lists and maps nested more than 128 deep) is
 //! [`TokenError::Unsupported`].
 
-mod base64url;
 mod etf;
 
+use crate::base64url;
 use etf::{DecodeError, Term};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;

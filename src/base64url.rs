@@ -1,5 +1,5 @@
 //! Base64 with the URL and filename safe alphabet (`-` and `_`), without padding: the
-//! encoding of every part of a token.
+//! encoding of every part of a token, and of presence refs.
 //!
 //! Decoding is strict: no `=`, no character outside the alphabet, no length that leaves
 //! a lone character, and the unused low bits of the last character must be zero. Every
@@ -8,7 +8,7 @@
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Appends the encoding of `bytes` to `out`.
-pub(super) fn encode_into(bytes: &[u8], out: &mut String) {
+pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
     out.reserve(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
@@ -21,15 +21,14 @@ pub(super) fn encode_into(bytes: &[u8], out: &mut String) {
 }
 
 /// The encoding of `bytes`.
-#[cfg(test)]
-pub(super) fn encode(bytes: &[u8]) -> String {
+pub(crate) fn encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     encode_into(bytes, &mut out);
     out
 }
 
 /// The bytes `text` encodes, or `None` when it is not a canonical unpadded encoding.
-pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
     if text.len() % 4 == 1 {
         return None;
