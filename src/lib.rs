@@ -1,6 +1,6 @@
 //! Phoenix Channels for Rust programs without an async runtime.
 //!
-//! A server built with `phx-channels` speaks the [Phoenix Channels] wire protocol, so
+//! A server built with `phx-channels` speaks the Phoenix Channels wire protocol, so
 //! the official `phoenix` JavaScript client (and every other Phoenix client) connects
 //! to it unchanged. Application code implements [`Channel`] with Phoenix's callbacks
 //! (`join`, `handle_in`, `handle_out`, `handle_info`, `terminate`) and uses Phoenix's
@@ -64,8 +64,8 @@
 //! - [`serializer`]: the V1, V2 and binary wire formats.
 //! - [`client`]: a blocking Phoenix client.
 //! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
-//!
-//! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
+//! - [`telemetry`]: typed events for dashboards; [`StatsSnapshot`] for counters and Prometheus.
+//! - [`Ref`]: message refs, kept exactly as the client sent them.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
