@@ -31,6 +31,8 @@ pub(crate) struct ChannelLink {
     pub(crate) topic: String,
     /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null.
     pub(crate) join_ref: Option<Ref>,
+    /// The connection's socket id, from [`UserSocket::id`](crate::UserSocket::id).
+    pub(crate) socket_id: Option<Arc<str>>,
 }
 
 impl ChannelLink {
@@ -116,9 +118,17 @@ impl Socket {
         self.assigns.insert(key.into(), value.into());
     }
 
-    /// This channel's id, to skip it with [`PubSub::broadcast_from`].
-    pub fn id(&self) -> SubscriberId {
+    /// This channel instance's subscriber id, to skip it with [`PubSub::broadcast_from`].
+    /// Not the connection's socket id: that is [`socket_id`](Socket::socket_id).
+    pub fn subscriber_id(&self) -> SubscriberId {
         self.link.instance
+    }
+
+    /// The connection's socket id, as [`UserSocket::id`](crate::UserSocket::id) made it
+    /// from the assigns `connect` returned (Phoenix's `socket.id`); `None` when the
+    /// socket has no id. An endpoint broadcast of `disconnect` on it closes the connection.
+    pub fn socket_id(&self) -> Option<&str> {
+        self.link.socket_id.as_deref()
     }
 
     /// The endpoint's broadcast API, for other topics.
@@ -151,7 +161,7 @@ impl Socket {
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
-        self.pubsub.send(Some(self.id()), broadcast, Reach::Cluster, Some(&self.inbox))
+        self.pubsub.send(Some(self.subscriber_id()), broadcast, Reach::Cluster, Some(&self.inbox))
     }
 
     /// A handle for replying to the message being handled, later and from any thread
@@ -165,7 +175,7 @@ impl Socket {
     /// A cloneable handle through which any thread can send this channel a message for
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle { inbox: self.inbox.clone(), id: self.id() }
+        ChannelHandle { inbox: self.inbox.clone(), id: self.subscriber_id() }
     }
 
     /// Subscribes this channel to another topic: its broadcasts arrive in
@@ -291,8 +301,8 @@ impl ChannelHandle {
         }
     }
 
-    /// The channel's id, for [`PubSub::broadcast_from`].
-    pub fn id(&self) -> SubscriberId {
+    /// The channel instance's subscriber id, for [`PubSub::broadcast_from`].
+    pub fn subscriber_id(&self) -> SubscriberId {
         self.id
     }
 }

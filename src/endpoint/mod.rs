@@ -81,6 +81,18 @@ impl Endpoint {
         self.pubsub().local_broadcast(topic, event, payload)
     }
 
+    /// Broadcasts on this node only, to every subscriber but those of `from`. See
+    /// [`PubSub::local_broadcast_from`].
+    pub fn local_broadcast_from(
+        &self,
+        from: SubscriberId,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) -> Result<(), Error> {
+        self.pubsub().local_broadcast_from(from, topic, event, payload)
+    }
+
     /// Subscribes the calling code to `topic`. See [`PubSub::subscribe`].
     pub fn subscribe(&self, topic: &str) -> Subscription {
         self.pubsub().subscribe(topic)
