@@ -22,7 +22,7 @@ LAYERS = [
         "router",
     }),
     ("protocol session", {"protocol"}),
-    ("endpoint", {"endpoint", "bench_internals", "lib"}),
+    ("endpoint", {"endpoint", "bench_internals", "lib", "testing"}),
 ]
 
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

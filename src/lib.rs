@@ -64,6 +64,7 @@
 //! - [`serializer`]: the V1, V2 and binary wire formats.
 //! - [`client`]: a blocking Phoenix client.
 //! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
+//! - [`testing`]: unit tests for channels, as Phoenix.ChannelTest, in memory.
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
@@ -97,6 +98,7 @@ mod socket;
 mod stats;
 mod stop_reason;
 mod subscriber_id;
+pub mod testing;
 pub mod token;
 mod transport;
 

@@ -175,7 +175,7 @@ impl Socket {
     /// A cloneable handle through which any thread can send this channel a message for
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle { inbox: self.inbox.clone(), id: self.subscriber_id() }
+        ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
     }
 
     /// Subscribes this channel to another topic: its broadcasts arrive in
@@ -289,6 +289,10 @@ pub struct ChannelHandle {
 }
 
 impl ChannelHandle {
+    pub(crate) fn new(inbox: Inbox, id: SubscriberId) -> Self {
+        ChannelHandle { inbox, id }
+    }
+
     /// Delivers `message` to the channel's `handle_info` as [`Info::Message`].
     ///
     /// Fails with [`Error::ChannelEnded`] once the channel has stopped, and with

@@ -180,18 +180,35 @@ impl EndpointBuilder {
     /// Binds the listener and starts the endpoint's threads; the server runs in the
     /// background until [`Endpoint::shutdown`].
     pub fn start(self) -> Result<Endpoint, Error> {
-        for (path, socket) in &self.mounts {
-            if let Some(err) = socket.errors.first() {
-                return Err(Error::Config(format!("socket {path}: {err}")));
-            }
-        }
+        self.check()?;
         let addr = self
             .bind
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| Error::Config(format!("cannot resolve {:?}", self.bind)))?;
         let listener = mio::net::TcpListener::bind(addr)?;
-        let local_addr = listener.local_addr()?;
+        self.launch(Some(listener))
+    }
+
+    /// Starts the endpoint without a listener, acceptor or reactors: its connections
+    /// are in memory ([`testing`](crate::testing)).
+    pub(crate) fn start_without_listener(self) -> Result<Endpoint, Error> {
+        self.check()?;
+        self.launch(None)
+    }
+
+    /// Refuses a configuration with errors.
+    fn check(&self) -> Result<(), Error> {
+        for (path, socket) in &self.mounts {
+            if let Some(err) = socket.errors.first() {
+                return Err(Error::Config(format!("socket {path}: {err}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the endpoint's threads: the reactors and the acceptor only with a listener.
+    fn launch(self, listener: Option<mio::net::TcpListener>) -> Result<Endpoint, Error> {
         let stats = Arc::new(Stats::default());
         let mut config = self.config;
         config.clamp_to_os();
@@ -223,8 +240,13 @@ impl EndpointBuilder {
         let sockets = Arc::new(Sockets {
             routes: Routes { mounts, statics: self.statics, host: self.host },
             runtime,
-            connect_pool: ConnectPool::start(config.connect_workers)?,
+            connect_pool: ConnectPool::start(if listener.is_some() { config.connect_workers } else { 1 })?,
         });
+        let Some(listener) = listener else {
+            log::debug!("phx-channels endpoint started without a listener");
+            return Ok(Endpoint::new(Running::new(sockets, config, None, None, Vec::new(), Vec::new())));
+        };
+        let local_addr = listener.local_addr()?;
         let context = Arc::new(ReactorContext {
             settings: TransportSettings {
                 handshake_timeout: config.handshake_timeout,
@@ -250,8 +272,8 @@ impl EndpointBuilder {
         Ok(Endpoint::new(Running::new(
             sockets,
             config,
-            local_addr,
-            (acceptor_thread, acceptor_stop),
+            Some(local_addr),
+            Some((acceptor_thread, acceptor_stop)),
             threads,
             mailboxes,
         )))

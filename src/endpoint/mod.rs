@@ -3,6 +3,7 @@
 
 mod builder;
 mod config;
+pub(crate) mod in_memory;
 mod running;
 
 pub use builder::EndpointBuilder;
@@ -10,11 +11,13 @@ pub use builder::EndpointBuilder;
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::presence::Presence;
+use crate::protocol::sockets::Sockets;
 use crate::pubsub::{PubSub, Subscription};
 use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
+use in_memory::InMemoryConnections;
 use running::Running;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// A running server. Cheap to clone; the server stops when [`shutdown`](Endpoint::shutdown)
@@ -50,9 +53,21 @@ impl Endpoint {
         Endpoint { running: Arc::new(running) }
     }
 
-    /// The address the endpoint listens on.
+    /// The address the endpoint listens on. An endpoint started by
+    /// [`testing::endpoint`](crate::testing::endpoint) listens nowhere: its address is
+    /// `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
-        self.running.local_addr
+        self.running.local_addr.unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into())
+    }
+
+    /// The sockets the endpoint serves, with the runtime its channels share.
+    pub(crate) fn sockets(&self) -> &Arc<Sockets> {
+        &self.running.sockets
+    }
+
+    /// Where in-memory connections register, so that shutdown ends them.
+    pub(crate) fn in_memory(&self) -> &InMemoryConnections {
+        &self.running.in_memory
     }
 
     /// The broadcast API, to hand to other threads.

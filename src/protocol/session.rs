@@ -168,6 +168,13 @@ impl Session {
         self.remove(&topic).map(|entry| (topic, entry))
     }
 
+    /// The mailbox of a channel instance still on this connection: the in-memory test
+    /// connection hands it out as the channel's handle.
+    pub(crate) fn inbox_of(&self, instance: SubscriberId) -> Option<Inbox> {
+        let topic = self.topics.get(&instance)?;
+        self.channels.get(topic).map(|entry| entry.inbox.clone())
+    }
+
     /// A join for a topic with a channel: end the old instance without terminate, and
     /// join again; the old `phx_close` follows the new reply.
     fn replace(&mut self, msg: Message, out: &mut WriteQueue) {

@@ -6,13 +6,11 @@ use super::connect_pool::ConnectPool;
 use super::handshake::{self, Decision, Upgrade};
 use super::routes::Routes;
 use super::session::Session;
-use super::user_socket::Refusal;
 use crate::channel_runtime::ChannelRuntime;
 use crate::logging;
 use crate::transport::handler::{Answer, ConnectionLink, Opened, Peers, RequestHandler, Verdict};
 use crate::transport::http;
 use bytes::Bytes;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::server::Request;
@@ -49,16 +47,7 @@ fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink
     let Upgrade { mount, params, info, serializer, response } = upgrade;
     let socket = &mount.socket;
     let began = Instant::now();
-    let verdict = catch_unwind(AssertUnwindSafe(|| {
-        (socket.connect)(&params, &info).map(|assigns| {
-            let id = (socket.id)(&assigns);
-            (assigns, id)
-        })
-    }))
-    .unwrap_or_else(|_| {
-        log::error!("connect panicked; refusing the connection with 403");
-        Err(Refusal::forbidden())
-    });
+    let verdict = socket.run_connect(&params, &info);
     let took = began.elapsed();
     let settings = &socket.settings;
     let log_line = |verb: &str, took: Duration| {

@@ -48,7 +48,7 @@ pub const INTERCEPTED: [&str; 5] = ["out_push", "out_change", "out_drop", "out_s
 /// `payload`), `burst` (`count` numbered pushes, then reply), `async_reply`,
 /// `broadcast` / `broadcast_from` (`event`, `payload`), `subscribe` / `unsubscribe`
 /// (`topic`), `assigns`, `info` (a message to self, pushed back as `info`), `info_stop`,
-/// `info_boom`, `sleep` (`ms`). Anything else is answered ok with
+/// `info_boom`, `sleep` (`ms`), `socket_id`. Anything else is answered ok with
 /// `{"unhandled": event}`.
 ///
 /// terminate records `terminate <topic> <reason>` and pushes `you_left`.
@@ -192,6 +192,7 @@ impl Channel for Room {
             }
             "assigns" => Handled::reply_ok(Value::Object(socket.assigns().clone())),
             "join_ref" => Handled::reply_ok(json!({"join_ref": socket.join_ref()})),
+            "socket_id" => Handled::reply_ok(json!({"socket_id": socket.socket_id()})),
             "info" => {
                 socket
                     .handle()
