@@ -86,8 +86,9 @@ pub trait Channel: Send + 'static {
     }
 
     /// Handles a message that is not from the client: a broadcast on a topic the channel
-    /// subscribed to with [`Socket::subscribe`], or a value sent through a
-    /// [`ChannelHandle`](crate::ChannelHandle).
+    /// subscribed to with [`Socket::subscribe`], a value sent through a
+    /// [`ChannelHandle`](crate::ChannelHandle), or a timer's message
+    /// ([`Socket::send_after`]).
     ///
     /// The default logs a warning and drops the message.
     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {

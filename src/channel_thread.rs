@@ -234,12 +234,14 @@ impl Runner {
     }
 }
 
-/// Runs the channel, then removes whatever it tracked in presence, however it ended.
+/// Runs the channel, then drops its pending timers and removes whatever it tracked in
+/// presence, however it ended.
 fn run(start: ChannelStart, receiver: InboxReceiver) {
     receiver.bind();
-    let (presence, instance) = (start.runtime.presence.clone(), start.link.instance);
+    let (runtime, instance) = (start.runtime.clone(), start.link.instance);
     run_channel(start, &receiver);
-    presence.untrack_all(instance);
+    runtime.timers.cancel_all(instance);
+    runtime.presence.untrack_all(instance);
 }
 
 fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
@@ -249,8 +251,7 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
     let began = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut channel = (route.factory)(&topic);
-        let mut socket =
-            Socket::new(link.clone(), assigns, runtime.pubsub.clone(), inbox.clone(), runtime.presence.clone());
+        let mut socket = Socket::new(link.clone(), assigns, inbox.clone(), &runtime);
         let result = channel.join(&topic, &join.payload, &mut socket);
         (channel, socket, result)
     }));

@@ -99,6 +99,7 @@ mod stats;
 mod stop_reason;
 mod subscriber_id;
 pub mod testing;
+mod timer;
 pub mod token;
 mod transport;
 
@@ -118,6 +119,7 @@ pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;
 pub use stop_reason::StopReason;
 pub use subscriber_id::SubscriberId;
+pub use timer::TimerRef;
 pub use transport::outbound::OutboundLimits;
 
 /// Compiles the README's example as a doc test, so it stays true.

@@ -2,6 +2,7 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
+use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
 use crate::info::Info;
@@ -12,11 +13,13 @@ use crate::pubsub::{PubSub, Reach, SubscriptionId};
 use crate::serializer::{Frame, Serializer};
 use crate::stop_reason::StopReason;
 use crate::subscriber_id::SubscriberId;
+use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Socket assigns: what `connect` stored, plus route assigns, plus what callbacks add.
 pub type Assigns = Map<String, Value>;
@@ -62,27 +65,23 @@ pub struct Socket {
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
     pub(crate) presence: Arc<Presence>,
+    timers: Arc<Timers>,
     /// The subscription to the channel's own topic, once joined.
     pub(crate) own_subscription: Option<SubscriptionId>,
     extra: HashMap<String, Vec<SubscriptionId>>,
 }
 
 impl Socket {
-    pub(crate) fn new(
-        link: Arc<ChannelLink>,
-        assigns: Assigns,
-        pubsub: PubSub,
-        inbox: Inbox,
-        presence: Arc<Presence>,
-    ) -> Self {
+    pub(crate) fn new(link: Arc<ChannelLink>, assigns: Assigns, inbox: Inbox, runtime: &ChannelRuntime) -> Self {
         Socket {
             link,
             assigns,
             joined: false,
             current_ref: None,
-            pubsub,
+            pubsub: runtime.pubsub.clone(),
             inbox,
-            presence,
+            presence: runtime.presence.clone(),
+            timers: runtime.timers.clone(),
             own_subscription: None,
             extra: HashMap::new(),
         }
@@ -176,6 +175,57 @@ impl Socket {
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
         ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
+    }
+
+    /// Delivers `message` to this channel's `handle_info` as [`Info::Message`] after
+    /// `delay`, on the channel's thread: Phoenix's `Process.send_after(self(), message,
+    /// delay)`. The returned [`TimerRef`] cancels it. Pending timers are dropped when
+    /// the channel ends. One thread per endpoint runs every timer, however many there
+    /// are. Available in `join` too.
+    ///
+    /// To push periodically, schedule the next tick when handling the current one:
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{Channel, Endpoint, Flow, Info, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// const EVERY: Duration = Duration::from_millis(10);
+    ///
+    /// struct Tick;
+    ///
+    /// struct Clock {
+    ///     ticks: u64,
+    /// }
+    ///
+    /// impl Channel for Clock {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         socket.send_after(EVERY, Tick);
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+    ///         if info.downcast::<Tick>().is_ok() {
+    ///             self.ticks += 1;
+    ///             socket.push("tick", json!({"n": self.ticks})).ok();
+    ///             socket.send_after(EVERY, Tick);
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    /// }
+    ///
+    /// let endpoint = testing::endpoint(
+    ///     Endpoint::builder().socket("/socket", UserSocket::new().channel("clock", |_| Clock { ticks: 0 })),
+    /// )?;
+    /// let socket = testing::connect(&endpoint, "/socket", json!({}))?;
+    /// let (_, clock) = socket.join("clock", json!({}))?;
+    /// assert_eq!(clock.assert_push("tick"), json!({"n": 1}).into());
+    /// assert_eq!(clock.assert_push("tick"), json!({"n": 2}).into());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_after<T: Any + Send>(&self, delay: Duration, message: T) -> TimerRef {
+        self.timers.send_after(self.link.instance, self.inbox.clone(), delay, Box::new(message))
     }
 
     /// Subscribes this channel to another topic: its broadcasts arrive in

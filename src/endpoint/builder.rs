@@ -12,6 +12,7 @@ use crate::protocol::sockets::Sockets;
 use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
 use crate::stats::Stats;
+use crate::timer::Timers;
 use crate::transport::acceptor::Acceptor;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
@@ -221,6 +222,7 @@ impl EndpointBuilder {
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,
+            timers: Arc::new(Timers::start()?),
             stats: stats.clone(),
             settings: ChannelSettings {
                 stack_size: config.channel_stack_size,

@@ -74,6 +74,7 @@ impl Running {
             let _ = reactor.join();
         }
         self.sockets.connect_pool.stop();
+        runtime.timers.stop();
         runtime.presence.stop();
         *stopped = true;
         self.stopped_signal.notify_all();

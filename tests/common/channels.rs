@@ -48,7 +48,9 @@ pub const INTERCEPTED: [&str; 5] = ["out_push", "out_change", "out_drop", "out_s
 /// `payload`), `burst` (`count` numbered pushes, then reply), `async_reply`,
 /// `broadcast` / `broadcast_from` (`event`, `payload`), `subscribe` / `unsubscribe`
 /// (`topic`), `assigns`, `info` (a message to self, pushed back as `info`), `info_stop`,
-/// `info_boom`, `sleep` (`ms`), `socket_id`. Anything else is answered ok with
+/// `info_boom`, `sleep` (`ms`), `socket_id`, `send_after` / `send_after_cancel` (a
+/// timer that pushes `event` with `payload` after `ms`; the second cancels it at once
+/// and replies whether it was pending). Anything else is answered ok with
 /// `{"unhandled": event}`.
 ///
 /// terminate records `terminate <topic> <reason>` and pushes `you_left`.
@@ -193,6 +195,17 @@ impl Channel for Room {
             "assigns" => Handled::reply_ok(Value::Object(socket.assigns().clone())),
             "join_ref" => Handled::reply_ok(json!({"join_ref": socket.join_ref()})),
             "socket_id" => Handled::reply_ok(json!({"socket_id": socket.socket_id()})),
+            "send_after" | "send_after_cancel" => {
+                let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(10);
+                let name = str_of(&payload, "event").unwrap_or("timer").to_owned();
+                let body = payload.get("payload").cloned().unwrap_or(json!({}));
+                let timer = socket.send_after(Duration::from_millis(ms), Msg::Push(name, body));
+                if event == "send_after" {
+                    Handled::ok()
+                } else {
+                    Handled::reply_ok(json!({"cancelled": timer.cancel()}))
+                }
+            }
             "info" => {
                 socket
                     .handle()
