@@ -2,7 +2,8 @@
 //! channel's inbox, then `terminate`; reports each step to the connection through its
 //! outbound queue, in order.
 
-use crate::channel::{Channel, Flow, Handled};
+use crate::call::Call;
+use crate::channel::{CallReply, Channel, Flow, Handled};
 use crate::channel_runtime::ChannelRuntime;
 use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
 use crate::logging;
@@ -140,6 +141,7 @@ impl Runner {
                     self.guarded("handle_out", |c, s| c.handle_out(&broadcast.event, &broadcast.payload, s).into())
                 }
                 ChannelMsg::Info(info) => self.guarded("handle_info", |c, s| c.handle_info(info, s).into()),
+                ChannelMsg::Call(call) => self.handle_call(call),
                 ChannelMsg::Stop(reason) => {
                     self.terminate(&reason);
                     return End::Closed;
@@ -188,6 +190,26 @@ impl Runner {
             );
         }
         step
+    }
+
+    /// Answers a call. The answer goes back before a stop is handled; a call left
+    /// unanswered (a stop without an answer, a crash, a panic) drops its way back, and
+    /// the caller learns the channel has ended.
+    fn handle_call(&mut self, call: Call) -> Step {
+        let Call { request, reply_to } = call;
+        self.guarded("handle_call", |c, s| match c.handle_call(request, s) {
+            CallReply::Reply(answer) => {
+                let _ = reply_to.send(answer);
+                Step::Continue
+            }
+            CallReply::Stop { reason, reply } => {
+                if let Some(answer) = reply {
+                    let _ = reply_to.send(answer);
+                }
+                Step::Stop(reason)
+            }
+            CallReply::Crash(why) => Step::Crash { callback: "handle_call", why },
+        })
     }
 
     /// Runs a callback, turning a panic into [`Step::Crash`].

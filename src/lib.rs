@@ -3,7 +3,7 @@
 //! A server built with `phx-channels` speaks the [Phoenix Channels] wire protocol, so
 //! the official `phoenix` JavaScript client (and every other Phoenix client) connects
 //! to it unchanged. Application code implements [`Channel`] with Phoenix's callbacks
-//! (`join`, `handle_in`, `handle_out`, `handle_info`, `terminate`) and uses Phoenix's
+//! (`join`, `handle_in`, `handle_out`, `handle_info`, `handle_call`, `terminate`) and uses Phoenix's
 //! operations (`push`, `reply`, `broadcast`, `broadcast_from`, endpoint `broadcast` and
 //! `subscribe`, [`SocketRef`] for replies from elsewhere, [`presence`]).
 //!
@@ -57,8 +57,8 @@
 //!
 //! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.
 //! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits.
-//! - [`Channel`], [`Handled`], [`Flow`], [`StopReason`], [`Info`]: what you implement.
-//! - [`Socket`], [`SocketRef`], [`ChannelHandle`]: what callbacks work with.
+//! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`], [`StopReason`], [`Info`]: what you implement.
+//! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with.
 //! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
 //! - [`serializer`]: the V1, V2 and binary wire formats.
@@ -74,6 +74,7 @@
 #[doc(hidden)]
 pub mod bench_internals;
 mod bounded;
+mod call;
 mod channel;
 mod channel_runtime;
 mod channel_thread;
@@ -103,7 +104,8 @@ mod timer;
 pub mod token;
 mod transport;
 
-pub use channel::{Channel, Flow, Handled, JoinResult};
+pub use call::CallError;
+pub use channel::{CallReply, Channel, Flow, Handled, JoinResult};
 pub use connect_info::{ConnectInfo, ConnectInfoKey, PeerData, RequestUri};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::Error;

@@ -2,6 +2,7 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
+use crate::call::{Call, CallError};
 use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
@@ -15,6 +16,7 @@ use crate::stop_reason::StopReason;
 use crate::subscriber_id::SubscriberId;
 use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
@@ -331,7 +333,9 @@ impl SocketRef {
     }
 }
 
-/// Sends messages to one channel's `handle_info`, from any thread: the role of a pid.
+/// Reaches one channel from any thread, the role of its pid: [`send`](ChannelHandle::send)
+/// a message for `handle_info` (Phoenix's `send` or `GenServer.cast`), or
+/// [`call`](ChannelHandle::call) it and wait for the answer of its `handle_call`.
 #[derive(Clone)]
 pub struct ChannelHandle {
     inbox: Inbox,
@@ -352,6 +356,78 @@ impl ChannelHandle {
             Ok(()) => Ok(()),
             Err(InboxError::Closed) => Err(Error::ChannelEnded),
             Err(InboxError::Full) => Err(Error::Overloaded),
+        }
+    }
+
+    /// Asks the channel something and waits up to `timeout` for the answer, which its
+    /// [`handle_call`](crate::Channel::handle_call) gives on the channel's thread:
+    /// Phoenix's `GenServer.call(channel_pid, request, timeout)`. `R` is the type of
+    /// the answer.
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{CallError, CallReply, Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use std::any::Any;
+    /// use std::time::Duration;
+    ///
+    /// struct Votes {
+    ///     yes: u32,
+    /// }
+    ///
+    /// /// What the channel answers calls about.
+    /// enum Ask {
+    ///     Vote,
+    ///     Count,
+    /// }
+    ///
+    /// impl Channel for Votes {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+    ///         match request.downcast::<Ask>().map(|ask| *ask) {
+    ///             Ok(Ask::Vote) => {
+    ///                 self.yes += 1;
+    ///                 CallReply::reply(())
+    ///             }
+    ///             Ok(Ask::Count) => CallReply::reply(self.yes),
+    ///             Err(_) => CallReply::unhandled(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new().channel("poll", |_| Votes { yes: 0 })))?;
+    /// let (_, poll) = testing::connect(&endpoint, "/socket", serde_json::json!({}))?.join("poll", serde_json::json!({}))?;
+    /// let channel = poll.handle();
+    /// let second = Duration::from_secs(1);
+    /// channel.call::<()>(Ask::Vote, second)?;
+    /// assert_eq!(channel.call::<u32>(Ask::Count, second)?, 1);
+    /// assert!(matches!(channel.call::<String>(Ask::Count, second), Err(CallError::UnexpectedReply { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Fails with [`CallError::Timeout`] when no answer comes in time, with
+    /// [`CallError::ChannelEnded`] when the channel has ended or ends (stops without an
+    /// answer, or crashes) before answering, with [`CallError::Overloaded`] when its
+    /// mailbox is full, and with [`CallError::CalledSelf`] from the channel's own thread.
+    pub fn call<R: Any>(&self, request: impl Any + Send, timeout: Duration) -> Result<R, CallError> {
+        if self.inbox.is_receiver() {
+            return Err(CallError::CalledSelf);
+        }
+        let (reply_to, answer) = crossbeam_channel::bounded(1);
+        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), reply_to })) {
+            Ok(()) => {}
+            Err(InboxError::Closed) => return Err(CallError::ChannelEnded),
+            Err(InboxError::Full) => return Err(CallError::Overloaded),
+        }
+        match answer.recv_timeout(timeout) {
+            Ok(answer) => answer
+                .downcast::<R>()
+                .map(|answer| *answer)
+                .map_err(|_| CallError::UnexpectedReply { expected: std::any::type_name::<R>() }),
+            Err(RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(CallError::ChannelEnded),
         }
     }
 
