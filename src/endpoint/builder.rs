@@ -5,7 +5,7 @@ use super::config::{EndpointConfig, available_cores};
 use super::running::Running;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
-use crate::presence::Presence;
+use crate::presence::{Hooks, Presence, PresenceChange, Presences};
 use crate::protocol::connect_pool::ConnectPool;
 use crate::protocol::routes::{Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
@@ -31,6 +31,7 @@ pub struct EndpointBuilder {
     statics: HashMap<String, StaticResponse>,
     config: EndpointConfig,
     adapter: Option<Arc<dyn Adapter>>,
+    presence_hooks: Hooks,
 }
 
 impl EndpointBuilder {
@@ -42,6 +43,7 @@ impl EndpointBuilder {
             statics: HashMap::new(),
             config: EndpointConfig::default(),
             adapter: None,
+            presence_hooks: Hooks::default(),
         }
     }
 
@@ -172,6 +174,60 @@ impl EndpointBuilder {
         self
     }
 
+    /// Enriches presences before they go out, Phoenix's `Presence.fetch/2`: `fetch`
+    /// gets a topic and its presences (`{key: {"metas": [...]}}`) and adds to each
+    /// key's object what clients should see (a user's name, say), once per key for each
+    /// [`Presence::list`] (the `presence_state` a channel pushes), each
+    /// [`Presence::get_by_key`], and each `presence_diff` (its joins, then its leaves):
+    /// one call per outgoing message, whatever the number of clients, so one database
+    /// query can serve every key. Diffs are fetched on the presence thread; lists on
+    /// the calling thread. A panic is logged and the presences go out as they were.
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use serde_json::json;
+    ///
+    /// let builder = Endpoint::builder().presence_fetch(|_topic, presences| {
+    ///     for (key, presence) in presences.iter_mut() {
+    ///         presence["name"] = json!(format!("User {key}")); // one query for all keys, in a real app
+    ///     }
+    /// });
+    /// let endpoint = testing::endpoint(builder)?;
+    /// let _me = endpoint.presence().track_external("room:1", "42", json!({}))?;
+    /// assert_eq!(endpoint.presence().list("room:1")["42"]["name"], "User 42");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence_fetch(mut self, fetch: impl Fn(&str, &mut Presences) + Send + Sync + 'static) -> Self {
+        self.presence_hooks.set_fetch(fetch);
+        self
+    }
+
+    /// Runs `handle_metas` after each topic's `presence_diff` has gone out, with the
+    /// topic, the diff's joins and leaves (fetched) and everyone on the topic now:
+    /// Phoenix's `handle_metas/4`, for server-side reactions to presence (keeping a
+    /// count, telling other systems). It runs on the presence thread, one change at a
+    /// time, never on a channel's thread; keep it short, diffs wait for it. A panic is
+    /// logged.
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// let (changes, changed) = crossbeam_channel::unbounded();
+    /// let builder = Endpoint::builder().presence_handle_metas(move |change| {
+    ///     let _ = changes.send((change.topic.to_owned(), change.presences.len()));
+    /// });
+    /// let endpoint = testing::endpoint(builder)?;
+    /// let _bot = endpoint.presence().track_external("room:1", "bot", json!({}))?;
+    /// assert_eq!(changed.recv_timeout(Duration::from_secs(5))?, ("room:1".to_owned(), 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence_handle_metas(mut self, handle_metas: impl FnMut(&PresenceChange<'_>) + Send + 'static) -> Self {
+        self.presence_hooks.set_handle_metas(handle_metas);
+        self
+    }
+
     /// Forwards broadcasts to other nodes (see [`Adapter`]).
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
@@ -218,7 +274,7 @@ impl EndpointBuilder {
         let writers = available_cores().min(config.reactors + 1);
         let pubsub =
             PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
-        let presence = Presence::start(pubsub.clone(), config.presence_window)?;
+        let presence = Presence::start(pubsub.clone(), config.presence_window, self.presence_hooks)?;
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,

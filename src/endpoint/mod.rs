@@ -119,7 +119,7 @@ impl Endpoint {
     }
 
     /// Presence: who is on which topic.
-    pub fn presence(&self) -> &Presence {
+    pub fn presence(&self) -> &Arc<Presence> {
         &self.running.sockets.runtime.presence
     }
 
