@@ -8,38 +8,14 @@ mod common;
 use common::*;
 use phx_channels::presence::{PRESENCE_DIFF, PRESENCE_STATE, Presences};
 use phx_channels::testing::{self, TestChannel};
-use phx_channels::{Channel, Endpoint, EndpointBuilder, Flow, Info, JoinResult, Payload, Socket, UserSocket};
+use phx_channels::{Endpoint, EndpointBuilder};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct AfterJoin;
-
-/// `lobby`: pushes the presence state once joined, then tracks the connection's
-/// `user` with `{"device": ...}` from the join payload.
-struct Lobby;
-
-impl Channel for Lobby {
-    fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
-        socket.handle().send(AfterJoin).unwrap();
-        Ok(Payload::empty())
-    }
-
-    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
-        if info.downcast::<AfterJoin>().is_ok() {
-            socket.push(PRESENCE_STATE, socket.presence_list()).unwrap();
-            let user = socket.assigns()["user"].as_str().unwrap().to_owned();
-            socket.track(&user, json!({"device": "web"})).unwrap();
-        }
-        Flow::Continue
-    }
-}
-
+/// An in-memory endpoint with the lobby socket (see `common`).
 fn start(builder: EndpointBuilder) -> Endpoint {
-    let socket = UserSocket::new()
-        .connect(|params, _| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
-        .channel("lobby", |_| Lobby);
-    testing::endpoint(builder.socket("/socket", socket)).unwrap()
+    testing::endpoint(builder.socket("/socket", lobby_socket())).unwrap()
 }
 
 fn join(endpoint: &Endpoint, user: &str) -> TestChannel {

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use phx_channels::presence::{PRESENCE_DIFF, PRESENCE_STATE};
 use phx_channels::testing::{self, ConnectError, JoinError, Timeouts};
-use phx_channels::{Channel, Endpoint, Flow, Info, JoinResult, Payload, Refusal, Socket, UserSocket};
+use phx_channels::{Endpoint, Payload, Refusal};
 use serde_json::json;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -267,41 +267,17 @@ fn assertions_wait_as_long_as_the_timeouts_say() {
     assert!(began.elapsed() < Duration::from_secs(10));
 }
 
-/// Tracks its user in presence once joined, and pushes the presence state first.
-struct Present;
-
-struct AfterJoin;
-
-impl Channel for Present {
-    fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
-        socket.handle().send(AfterJoin).unwrap();
-        Ok(Payload::empty())
-    }
-
-    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
-        if info.downcast::<AfterJoin>().is_ok() {
-            socket.push(PRESENCE_STATE, socket.presence_list()).unwrap();
-            let user = socket.assigns()["user"].as_str().unwrap().to_owned();
-            socket.track(&user, json!({"online": true})).unwrap();
-        }
-        Flow::Continue
-    }
-}
-
 #[test]
 fn presence_state_and_diffs_reach_the_test() {
-    let presence_socket = UserSocket::new()
-        .connect(|params, _| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
-        .channel("lobby", |_| Present);
-    let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", presence_socket)).unwrap();
+    let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", lobby_socket())).unwrap();
     let ada = testing::connect(&endpoint, "/socket", json!({"user": "ada"})).unwrap();
     ada.set_timeouts(TEST_TIMEOUTS);
     let (_, ada_lobby) = ada.subscribe_and_join("lobby", json!({})).unwrap();
     assert_eq!(ada_lobby.assert_push(PRESENCE_STATE), json!({}).into());
     let diff = ada_lobby.assert_push(PRESENCE_DIFF);
     assert_eq!(
-        diff.get("joins").and_then(|j| j.get("ada")).and_then(|a| a["metas"][0].get("online")),
-        Some(&json!(true))
+        diff.get("joins").and_then(|j| j.get("ada")).and_then(|a| a["metas"][0].get("device")),
+        Some(&json!("web"))
     );
     ada_lobby.assert_broadcast(PRESENCE_DIFF);
 

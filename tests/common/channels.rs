@@ -1,8 +1,10 @@
 //! The channels of the standard socket: `Room` (every callback result chosen by the
 //! client), `Bare` (no `handle_info`) and `Named` (says which route started it), with
-//! the messages `Room` takes and how stop reasons are written.
+//! the messages `Room` takes and how stop reasons are written; and `Lobby`, the
+//! presence channel of the lobby socket.
 
 use super::events::Ctx;
+use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{Channel, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -306,5 +308,28 @@ pub struct Named(pub &'static str);
 impl Channel for Named {
     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
         Ok(json!({"channel": self.0}).into())
+    }
+}
+
+/// Sent by `Lobby` to itself from `join`.
+struct AfterJoin;
+
+/// The lobby socket's channel: once joined, pushes the presence state, then tracks the
+/// connection's `user` assign with `{"device": "web"}`.
+pub struct Lobby;
+
+impl Channel for Lobby {
+    fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+        socket.handle().send(AfterJoin).unwrap();
+        Ok(Payload::empty())
+    }
+
+    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+        if info.downcast::<AfterJoin>().is_ok() {
+            socket.push(PRESENCE_STATE, socket.presence_list()).unwrap();
+            let user = socket.assigns()["user"].as_str().unwrap().to_owned();
+            socket.track(&user, json!({"device": "web"})).unwrap();
+        }
+        Flow::Continue
     }
 }

@@ -2,7 +2,7 @@
 //! `ServerBuilder` that changes its settings, and the running `Server` with its client
 //! shortcuts. Dropping a `Server` shuts the endpoint down.
 
-use super::channels::{Bare, Named, Room};
+use super::channels::{Bare, Lobby, Named, Room};
 use super::events::{Ctx, Events};
 use super::logs::init_logs;
 use phx_channels::client::{Client, ClientBuilder};
@@ -57,6 +57,13 @@ pub fn standard_socket(ctx: &Ctx) -> UserSocket {
         .channel("food*", |_| Named("food"))
         .channel("foo*", |_| Named("foo"))
         .channel("exact", |_| Named("exact"))
+}
+
+/// A socket whose `connect` keeps the `user` param as an assign, with [`Lobby`] at `lobby`.
+pub fn lobby_socket() -> UserSocket {
+    UserSocket::new()
+        .connect(|params, _| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
+        .channel("lobby", |_| Lobby)
 }
 
 // ---------------------------------------------------------------------------------------
