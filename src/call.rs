@@ -15,6 +15,19 @@ pub(crate) struct Call {
 }
 
 /// Why [`ChannelHandle::call`](crate::ChannelHandle::call) got no answer.
+///
+/// ```
+/// use phx_channels::{CallError, ChannelHandle};
+/// use std::time::Duration;
+///
+/// fn count(channel: &ChannelHandle) -> Option<u64> {
+///     match channel.call::<u64>("count", Duration::from_secs(1)) {
+///         Ok(count) => Some(count),
+///         Err(CallError::ChannelEnded) => None, // it left, or crashed: nothing to count
+///         Err(err) => panic!("{err}"),
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallError {

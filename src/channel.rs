@@ -222,6 +222,36 @@ pub enum Flow {
 }
 
 /// What [`Channel::handle_call`] returns: the answer, a stop, or a crash.
+///
+/// ```
+/// use phx_channels::{CallReply, Channel, JoinResult, Payload, Socket, StopReason};
+/// use std::any::Any;
+///
+/// /// Asks how far the job is.
+/// struct Progress;
+/// /// Asks the job to finish; it answers, then stops.
+/// struct Finish;
+///
+/// struct Job {
+///     percent: u8,
+/// }
+///
+/// impl Channel for Job {
+///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+///         Ok(Payload::empty())
+///     }
+///
+///     fn handle_call(&mut self, request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+///         if request.is::<Progress>() {
+///             CallReply::reply(self.percent)
+///         } else if request.is::<Finish>() {
+///             CallReply::stop_with_reply(StopReason::Normal, "finished")
+///         } else {
+///             CallReply::unhandled()
+///         }
+///     }
+/// }
+/// ```
 pub enum CallReply {
     /// Answer the caller with this value.
     Reply(Box<dyn Any + Send>),

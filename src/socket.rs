@@ -128,6 +128,30 @@ impl Socket {
     /// The connection's socket id, as [`UserSocket::id`](crate::UserSocket::id) made it
     /// from the assigns `connect` returned (Phoenix's `socket.id`); `None` when the
     /// socket has no id. An endpoint broadcast of `disconnect` on it closes the connection.
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    ///
+    /// struct Whoami;
+    ///
+    /// impl Channel for Whoami {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         Ok(json!({"socket_id": socket.socket_id()}).into())
+    ///     }
+    /// }
+    ///
+    /// let user_socket = UserSocket::new()
+    ///     .connect(|params, _info| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
+    ///     .id(|assigns| assigns["user"].as_str().map(|user| format!("user_socket:{user}")))
+    ///     .channel("whoami", |_| Whoami);
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", user_socket))?;
+    /// let socket = testing::connect(&endpoint, "/socket", json!({"user": "7"}))?;
+    /// let (reply, _) = socket.join("whoami", json!({}))?;
+    /// assert_eq!(reply, json!({"socket_id": "user_socket:7"}).into());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn socket_id(&self) -> Option<&str> {
         self.link.socket_id.as_deref()
     }

@@ -161,6 +161,23 @@ fn deliver(due: &mut Vec<Pending>) {
 
 /// A timer started with [`Socket::send_after`](crate::Socket::send_after), to cancel
 /// it. Dropping it does not cancel the timer.
+///
+/// A channel that restarts a timeout on every event keeps the current one:
+///
+/// ```
+/// use phx_channels::{Socket, TimerRef};
+/// use std::time::Duration;
+///
+/// struct Idle;
+///
+/// /// Called for each event: the idle timeout starts over.
+/// fn touched(timeout: &mut Option<TimerRef>, socket: &Socket) {
+///     if let Some(previous) = timeout.take() {
+///         previous.cancel();
+///     }
+///     *timeout = Some(socket.send_after(Duration::from_secs(30), Idle));
+/// }
+/// ```
 pub struct TimerRef {
     id: u64,
     shared: Weak<Shared>,

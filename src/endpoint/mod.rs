@@ -98,6 +98,19 @@ impl Endpoint {
 
     /// Broadcasts on this node only, to every subscriber but those of `from`. See
     /// [`PubSub::local_broadcast_from`].
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use std::time::Duration;
+    ///
+    /// let endpoint = testing::endpoint(Endpoint::builder())?;
+    /// let me = endpoint.subscribe("news");
+    /// let other = endpoint.subscribe("news");
+    /// endpoint.local_broadcast_from(me.id(), "news", "headline", serde_json::json!({}))?;
+    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_some());
+    /// assert!(me.try_recv().is_none());
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
     pub fn local_broadcast_from(
         &self,
         from: SubscriberId,

@@ -40,6 +40,18 @@ impl Presence {
 }
 
 /// A presence tracked with [`Presence::track_external`]; dropping it untracks it.
+///
+/// ```
+/// use phx_channels::{Endpoint, testing};
+/// use serde_json::json;
+///
+/// let endpoint = testing::endpoint(Endpoint::builder())?;
+/// let job = endpoint.presence().track_external("jobs", "import-42", json!({"state": "running"}))?;
+/// assert_eq!((job.topic(), job.key()), ("jobs", "import-42"));
+/// job.untrack();
+/// assert_eq!(endpoint.presence().get_by_key("jobs", "import-42"), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PresenceHandle {
     presence: Weak<Presence>,
     owner: SubscriberId,

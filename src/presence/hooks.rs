@@ -8,7 +8,17 @@ use serde_json::{Map, Value};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// Presences as they go out: `{key: {"metas": [...], ...}}`.
+/// Presences as they go out: `{key: {"metas": [...], ...}}`, what
+/// [`EndpointBuilder::presence_fetch`](crate::EndpointBuilder::presence_fetch) enriches.
+///
+/// ```
+/// use phx_channels::presence::Presences;
+/// use serde_json::json;
+///
+/// let mut presences: Presences = serde_json::from_value(json!({"42": {"metas": [{"phx_ref": "F1"}]}}))?;
+/// presences["42"]["name"] = json!("Ada");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 pub type Presences = Map<String, Value>;
 
 type FetchFn = dyn Fn(&str, &mut Presences) + Send + Sync;

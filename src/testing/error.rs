@@ -5,6 +5,16 @@ use crate::protocol::user_socket::Refusal;
 use std::fmt;
 
 /// Why [`testing::connect`](super::connect) gave no socket.
+///
+/// ```
+/// use phx_channels::testing::{self, ConnectError};
+/// use phx_channels::Endpoint;
+///
+/// let endpoint = testing::endpoint(Endpoint::builder())?;
+/// let missing = testing::connect(&endpoint, "/socket", serde_json::json!({})).err();
+/// assert_eq!(missing, Some(ConnectError::NotMounted("/socket".into())));
+/// # Ok::<(), phx_channels::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -28,6 +38,18 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 /// Why a test's join gave no channel.
+///
+/// ```
+/// use phx_channels::testing::{self, JoinError};
+/// use phx_channels::{Endpoint, UserSocket};
+/// use serde_json::json;
+///
+/// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new()))?;
+/// let socket = testing::connect(&endpoint, "/socket", json!({}))?;
+/// let unmatched = socket.join("room:1", json!({})).err();
+/// assert_eq!(unmatched, Some(JoinError::Refused(json!({"reason": "unmatched topic"}).into())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum JoinError {
