@@ -306,3 +306,15 @@ fn endpoint_local_broadcast_from_skips_the_given_subscriber() {
     assert_eq!(room.assert_push("l"), json!({"n": 1}).into());
     assert!(skipped.try_recv().is_none());
 }
+
+#[test]
+fn test_sockets_and_channels_can_be_shared_with_other_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<testing::TestSocket>();
+    shareable::<testing::TestChannel>();
+    let server = in_memory();
+    let room = std::sync::Arc::new(server.test_joined("room:threads"));
+    let pusher = room.clone();
+    let sent = std::thread::spawn(move || pusher.push("echo", json!({"from": "a thread"}))).join().unwrap();
+    assert_eq!(room.assert_reply(&sent, "ok"), json!({"from": "a thread"}).into());
+}
