@@ -19,10 +19,10 @@ LAYERS = [
     ("socket I/O and the client", {"transport", "client"}),
     ("channels and fan-out", {
         "inbox", "pubsub", "presence", "socket", "channel", "channel_runtime", "channel_thread",
-        "router",
+        "router", "timer", "call",
     }),
     ("protocol session", {"protocol"}),
-    ("endpoint", {"endpoint", "bench_internals", "lib"}),
+    ("endpoint", {"endpoint", "bench_internals", "lib", "testing"}),
 ]
 
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

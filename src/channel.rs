@@ -4,6 +4,8 @@ use crate::info::Info;
 use crate::payload::Payload;
 use crate::socket::Socket;
 use crate::stop_reason::StopReason;
+use std::any::Any;
+use std::fmt;
 
 /// What `join` returns: `Ok(reply)` joins (the reply is usually [`Payload::empty`]),
 /// `Err(reply)` refuses the join with that response.
@@ -22,6 +24,8 @@ pub type JoinResult = Result<Payload, Payload>;
 /// | `handle_in/3` | [`handle_in`](Channel::handle_in) |
 /// | `intercept/1` + `handle_out/3` | [`intercept`](Channel::intercept) + [`handle_out`](Channel::handle_out) |
 /// | `handle_info/2` | [`handle_info`](Channel::handle_info) |
+/// | `handle_call/3` (a `GenServer.call` to the channel) | [`handle_call`](Channel::handle_call), answering [`ChannelHandle::call`](crate::ChannelHandle::call) |
+/// | `handle_cast/2` (a `GenServer.cast` to the channel) | [`ChannelHandle::send`](crate::ChannelHandle::send), handled in [`handle_info`](Channel::handle_info) |
 /// | `terminate/2` | [`terminate`](Channel::terminate) |
 /// | `code_change/3` | none: Rust has no hot code upgrade; deploy a new binary and let clients reconnect (the drain at shutdown closes them with 1012 so they do) |
 ///
@@ -86,13 +90,28 @@ pub trait Channel: Send + 'static {
     }
 
     /// Handles a message that is not from the client: a broadcast on a topic the channel
-    /// subscribed to with [`Socket::subscribe`], or a value sent through a
-    /// [`ChannelHandle`](crate::ChannelHandle).
+    /// subscribed to with [`Socket::subscribe`], a value sent through a
+    /// [`ChannelHandle`](crate::ChannelHandle), or a timer's message
+    /// ([`Socket::send_after`]).
     ///
     /// The default logs a warning and drops the message.
     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
         log::warn!("{} received unexpected message in handle_info: {info:?}", socket.topic());
         Flow::Continue
+    }
+
+    /// Answers a [`ChannelHandle::call`](crate::ChannelHandle::call): Phoenix's
+    /// `handle_call/3` for a `GenServer.call` to the channel's process. `request` is
+    /// what the caller passed; downcast it to the types the channel answers. The
+    /// answer's type must be the one the caller asks for.
+    ///
+    /// The default answers nothing and crashes the channel, as a `GenServer` without a
+    /// matching `handle_call` clause does: the caller gets
+    /// [`CallError::ChannelEnded`](crate::CallError::ChannelEnded) and the client
+    /// `phx_error`. A panic here is a crash too.
+    fn handle_call(&mut self, request: Box<dyn Any + Send>, socket: &mut Socket) -> CallReply {
+        let _ = (request, socket);
+        CallReply::unhandled()
     }
 
     /// Runs when the channel stops in an orderly way: the client left
@@ -200,4 +219,87 @@ pub enum Flow {
     Continue,
     /// Stop the channel (stop handling as for [`Handled::Stop`]).
     Stop(StopReason),
+}
+
+/// What [`Channel::handle_call`] returns: the answer, a stop, or a crash.
+///
+/// ```
+/// use phx_channels::{CallReply, Channel, JoinResult, Payload, Socket, StopReason};
+/// use std::any::Any;
+///
+/// /// Asks how far the job is.
+/// struct Progress;
+/// /// Asks the job to finish; it answers, then stops.
+/// struct Finish;
+///
+/// struct Job {
+///     percent: u8,
+/// }
+///
+/// impl Channel for Job {
+///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+///         Ok(Payload::empty())
+///     }
+///
+///     fn handle_call(&mut self, request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+///         if request.is::<Progress>() {
+///             CallReply::reply(self.percent)
+///         } else if request.is::<Finish>() {
+///             CallReply::stop_with_reply(StopReason::Normal, "finished")
+///         } else {
+///             CallReply::unhandled()
+///         }
+///     }
+/// }
+/// ```
+pub enum CallReply {
+    /// Answer the caller with this value.
+    Reply(Box<dyn Any + Send>),
+    /// Stop the channel (stop handling as for [`Handled::Stop`]), answering the caller
+    /// first if there is an answer; without one the caller gets
+    /// [`CallError::ChannelEnded`](crate::CallError::ChannelEnded).
+    Stop {
+        /// Graceful reasons send `phx_close`; others send `phx_error`.
+        reason: StopReason,
+        /// The answer, if any.
+        reply: Option<Box<dyn Any + Send>>,
+    },
+    /// Crash the channel, as [`Handled::Crash`]; the caller gets
+    /// [`CallError::ChannelEnded`](crate::CallError::ChannelEnded).
+    Crash(String),
+}
+
+impl CallReply {
+    /// Answer the caller with `value`.
+    pub fn reply<T: Any + Send>(value: T) -> Self {
+        CallReply::Reply(Box::new(value))
+    }
+
+    /// Stop without answering.
+    pub fn stop(reason: StopReason) -> Self {
+        CallReply::Stop { reason, reply: None }
+    }
+
+    /// Answer, then stop.
+    pub fn stop_with_reply<T: Any + Send>(reason: StopReason, value: T) -> Self {
+        CallReply::Stop { reason, reply: Some(Box::new(value)) }
+    }
+
+    /// A crash for a request this channel does not answer: the default of
+    /// [`Channel::handle_call`].
+    pub fn unhandled() -> Self {
+        CallReply::Crash("no handle_call clause for the request".to_owned())
+    }
+}
+
+impl fmt::Debug for CallReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallReply::Reply(_) => f.write_str("Reply(..)"),
+            CallReply::Stop { reason, reply } => {
+                f.debug_struct("Stop").field("reason", reason).field("reply", &reply.as_ref().map(|_| "..")).finish()
+            }
+            CallReply::Crash(why) => f.debug_tuple("Crash").field(why).finish(),
+        }
+    }
 }

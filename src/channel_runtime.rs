@@ -1,10 +1,11 @@
-//! What every channel of an endpoint shares: the broadcast API, presence, counters,
+//! What every channel of an endpoint shares: the broadcast API, presence, timers, counters,
 //! the channel threads' settings, and the count of live threads shutdown waits on.
 
 use crate::presence::Presence;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
+use crate::timer::Timers;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +57,7 @@ impl ThreadTracker {
 pub(crate) struct ChannelRuntime {
     pub(crate) pubsub: PubSub,
     pub(crate) presence: Arc<Presence>,
+    pub(crate) timers: Arc<Timers>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) settings: ChannelSettings,
     pub(crate) tracker: ThreadTracker,

@@ -2,7 +2,8 @@
 //! channel's inbox, then `terminate`; reports each step to the connection through its
 //! outbound queue, in order.
 
-use crate::channel::{Channel, Flow, Handled};
+use crate::call::Call;
+use crate::channel::{CallReply, Channel, Flow, Handled};
 use crate::channel_runtime::ChannelRuntime;
 use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
 use crate::logging;
@@ -140,6 +141,7 @@ impl Runner {
                     self.guarded("handle_out", |c, s| c.handle_out(&broadcast.event, &broadcast.payload, s).into())
                 }
                 ChannelMsg::Info(info) => self.guarded("handle_info", |c, s| c.handle_info(info, s).into()),
+                ChannelMsg::Call(call) => self.handle_call(call),
                 ChannelMsg::Stop(reason) => {
                     self.terminate(&reason);
                     return End::Closed;
@@ -199,6 +201,26 @@ impl Runner {
         step
     }
 
+    /// Answers a call. The answer goes back before a stop is handled; a call left
+    /// unanswered (a stop without an answer, a crash, a panic) drops its way back, and
+    /// the caller learns the channel has ended.
+    fn handle_call(&mut self, call: Call) -> Step {
+        let Call { request, reply_to } = call;
+        self.guarded("handle_call", |c, s| match c.handle_call(request, s) {
+            CallReply::Reply(answer) => {
+                let _ = reply_to.send(answer);
+                Step::Continue
+            }
+            CallReply::Stop { reason, reply } => {
+                if let Some(answer) = reply {
+                    let _ = reply_to.send(answer);
+                }
+                Step::Stop(reason)
+            }
+            CallReply::Crash(why) => Step::Crash { callback: "handle_call", why },
+        })
+    }
+
     /// Runs a callback, turning a panic into [`Step::Crash`].
     fn guarded(&mut self, callback: &'static str, f: impl FnOnce(&mut dyn Channel, &mut Socket) -> Step) -> Step {
         self.catching(f).unwrap_or_else(|why| Step::Crash { callback, why })
@@ -242,12 +264,14 @@ impl Runner {
     }
 }
 
-/// Runs the channel, then removes whatever it tracked in presence, however it ended.
+/// Runs the channel, then drops its pending timers and removes whatever it tracked in
+/// presence, however it ended.
 fn run(start: ChannelStart, receiver: InboxReceiver) {
     receiver.bind();
-    let (presence, instance) = (start.runtime.presence.clone(), start.link.instance);
+    let (runtime, instance) = (start.runtime.clone(), start.link.instance);
     run_channel(start, &receiver);
-    presence.untrack_all(instance);
+    runtime.timers.cancel_all(instance);
+    runtime.presence.untrack_all(instance);
 }
 
 fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
@@ -257,8 +281,7 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
     let began = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut channel = (route.factory)(&topic);
-        let mut socket =
-            Socket::new(link.clone(), assigns, runtime.pubsub.clone(), inbox.clone(), runtime.presence.clone());
+        let mut socket = Socket::new(link.clone(), assigns, inbox.clone(), &runtime);
         let result = channel.join(&topic, &join.payload, &mut socket);
         (channel, socket, result)
     }));

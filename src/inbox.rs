@@ -9,6 +9,7 @@
 pub(crate) use crate::bounded::QueueError as InboxError;
 
 use crate::bounded::BoundedSender;
+use crate::call::Call;
 use crate::info::Info;
 use crate::message::{Broadcast, Message};
 use crate::stop_reason::StopReason;
@@ -28,6 +29,8 @@ pub(crate) enum ChannelMsg {
     Out(Arc<Broadcast>),
     /// Anything for `handle_info`.
     Info(Info),
+    /// A request for `handle_call`.
+    Call(Call),
     /// The connection closed or the server is draining: terminate with this reason.
     Stop(StopReason),
     /// Replaced by a duplicate join: end without `terminate`.
@@ -71,6 +74,11 @@ impl Inbox {
         if self.sender.send_over_limit(msg).is_ok() {
             self.wake();
         }
+    }
+
+    /// Whether the calling thread is the one that receives (the channel's own).
+    pub(crate) fn is_receiver(&self) -> bool {
+        self.thread.get().is_some_and(|thread| thread.id() == std::thread::current().id())
     }
 
     /// Wakes the receiving thread after a send.

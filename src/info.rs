@@ -1,5 +1,5 @@
-//! What reaches a channel's `handle_info`: broadcasts on extra topics and values sent
-//! through a channel handle.
+//! What reaches a channel's `handle_info`: broadcasts on extra topics, values sent
+//! through a channel handle, and timers' messages.
 
 use crate::message::Broadcast;
 use std::any::Any;
@@ -9,7 +9,8 @@ use std::fmt;
 pub enum Info {
     /// A broadcast on a topic the channel subscribed to.
     Broadcast(Broadcast),
-    /// A value sent with [`ChannelHandle::send`](crate::ChannelHandle::send).
+    /// A value sent with [`ChannelHandle::send`](crate::ChannelHandle::send), or by a
+    /// timer of [`Socket::send_after`](crate::Socket::send_after).
     Message(Box<dyn Any + Send>),
 }
 

@@ -3,7 +3,7 @@
 //! A server built with `phx-channels` speaks the Phoenix Channels wire protocol, so
 //! the official `phoenix` JavaScript client (and every other Phoenix client) connects
 //! to it unchanged. Application code implements [`Channel`] with Phoenix's callbacks
-//! (`join`, `handle_in`, `handle_out`, `handle_info`, `terminate`) and uses Phoenix's
+//! (`join`, `handle_in`, `handle_out`, `handle_info`, `handle_call`, `terminate`) and uses Phoenix's
 //! operations (`push`, `reply`, `broadcast`, `broadcast_from`, endpoint `broadcast` and
 //! `subscribe`, [`SocketRef`] for replies from elsewhere, [`presence`]).
 //!
@@ -57,8 +57,8 @@
 //!
 //! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.
 //! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits.
-//! - [`Channel`], [`Handled`], [`Flow`], [`StopReason`], [`Info`]: what you implement.
-//! - [`Socket`], [`SocketRef`], [`ChannelHandle`]: what callbacks work with.
+//! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`], [`StopReason`], [`Info`]: what you implement.
+//! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with.
 //! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
 //! - [`serializer`]: the V1, V2 and binary wire formats.
@@ -66,6 +66,9 @@
 //! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
 //! - [`telemetry`]: typed events for dashboards; [`StatsSnapshot`] for counters and Prometheus.
 //! - [`Ref`]: message refs, kept exactly as the client sent them.
+//! - [`testing`]: unit tests for channels, as Phoenix.ChannelTest, in memory.
+//!
+//! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -74,6 +77,7 @@ mod base64url;
 #[doc(hidden)]
 pub mod bench_internals;
 mod bounded;
+mod call;
 mod channel;
 mod channel_runtime;
 mod channel_thread;
@@ -99,10 +103,13 @@ mod stats;
 mod stop_reason;
 mod subscriber_id;
 pub mod telemetry;
+pub mod testing;
+mod timer;
 pub mod token;
 mod transport;
 
-pub use channel::{Channel, Flow, Handled, JoinResult};
+pub use call::CallError;
+pub use channel::{CallReply, Channel, Flow, Handled, JoinResult};
 pub use connect_info::{ConnectInfo, ConnectInfoKey, PeerData, RequestUri};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::Error;
@@ -118,6 +125,7 @@ pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;
 pub use stop_reason::StopReason;
 pub use subscriber_id::SubscriberId;
+pub use timer::TimerRef;
 pub use transport::outbound::OutboundLimits;
 
 /// Compiles the README's example as a doc test, so it stays true.

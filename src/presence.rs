@@ -5,9 +5,23 @@
 //! window are sent as one diff per topic. A channel's entries go away when it ends, for
 //! any reason.
 //!
+//! The application can enrich presences before they go out and react to changes
+//! ([`EndpointBuilder::presence_fetch`](crate::EndpointBuilder::presence_fetch) and
+//! [`presence_handle_metas`](crate::EndpointBuilder::presence_handle_metas), in
+//! `presence/hooks.rs`), look up one key ([`Presence::get_by_key`]), and track presences
+//! from code that is not a channel ([`Presence::track_external`]).
+//!
 //! State is kept per node ([`NodeId`]): this node owns its entries, and
 //! [`Presence::merge_remote`] and [`Presence::remove_node`] are the seam through which
 //! a cross-node adapter replicates other nodes' entries.
+
+mod by_key;
+mod external;
+mod hooks;
+
+pub use external::PresenceHandle;
+pub(crate) use hooks::Hooks;
+pub use hooks::{PresenceChange, Presences};
 
 use crate::pubsub::PubSub;
 use crate::subscriber_id::SubscriberId;
@@ -110,12 +124,16 @@ pub struct Presence {
     pending: Mutex<HashMap<String, PendingDiff>>,
     window: Duration,
     counter: AtomicU32,
+    hooks: Hooks,
+    /// For the ids of presences tracked from outside channels.
+    pubsub: PubSub,
 }
 
 impl Presence {
     pub(crate) fn start(
         pubsub: PubSub,
         window: Duration,
+        hooks: Hooks,
         telemetry: Telemetry,
     ) -> std::io::Result<std::sync::Arc<Presence>> {
         let (sender, receiver) = crossbeam_channel::unbounded();
@@ -126,6 +144,8 @@ impl Presence {
             pending: Mutex::new(HashMap::new()),
             window,
             counter: AtomicU32::new(0),
+            hooks,
+            pubsub: pubsub.clone(),
         });
         let weak = std::sync::Arc::downgrade(&presence);
         let handle = std::thread::Builder::new()
@@ -235,8 +255,16 @@ impl Presence {
     }
 
     /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, every node's
-    /// entries included.
+    /// entries included, enriched by the endpoint's
+    /// [`presence_fetch`](crate::EndpointBuilder::presence_fetch) if it has one.
     pub fn list(&self, topic: &str) -> Value {
+        let mut out = self.grouped(topic);
+        self.hooks.fetch(topic, &mut out);
+        Value::Object(out)
+    }
+
+    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, not fetched.
+    fn grouped(&self, topic: &str) -> Map<String, Value> {
         let topics = self.topics.lock();
         let mut out = Map::new();
         if let Some(state) = topics.get(topic) {
@@ -248,7 +276,7 @@ impl Presence {
                 }
             }
         }
-        Value::Object(out)
+        out
     }
 
     /// Replaces what this node knows of `node`'s entries on `topic` with `entries`
@@ -334,13 +362,16 @@ fn flush_loop(
         let Some(presence) = presence.upgrade() else { return };
         let closing = matches!(received, Err(RecvTimeoutError::Disconnected));
         let (due, upcoming) = presence.take_due(Instant::now(), closing);
-        for (topic, diff) in due {
-            let (joins, leaves) = (diff.joins.len(), diff.leaves.len());
-            telemetry.emit(|hook| hook(&Event::PresenceChanged { topic: &topic, joins, leaves }));
-            let payload = json!({"joins": diff.joins, "leaves": diff.leaves});
+        for (topic, PendingDiff { mut joins, mut leaves, .. }) in due {
+            presence.hooks.fetch(&topic, &mut joins);
+            presence.hooks.fetch(&topic, &mut leaves);
+            telemetry
+                .emit(|hook| hook(&Event::PresenceChanged { topic: &topic, joins: joins.len(), leaves: leaves.len() }));
+            let payload = json!({"joins": &joins, "leaves": &leaves});
             if let Err(err) = pubsub.local_broadcast(&topic, PRESENCE_DIFF, payload) {
                 log::error!("cannot broadcast a presence diff on {topic}: {err}");
             }
+            presence.after_diff(&topic, &joins, &leaves);
         }
         if closing {
             return;
@@ -357,7 +388,10 @@ mod tests {
 
     fn presence() -> (Arc<Presence>, PubSub) {
         let pubsub = PubSub::new(4, 1, Arc::new(Stats::default()), None, 100);
-        (Presence::start(pubsub.clone(), Duration::from_millis(20), Telemetry::default()).unwrap(), pubsub)
+        (
+            Presence::start(pubsub.clone(), Duration::from_millis(20), Hooks::default(), Telemetry::default()).unwrap(),
+            pubsub,
+        )
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
+use crate::call::{Call, CallError};
+use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
 use crate::info::Info;
@@ -12,11 +14,14 @@ use crate::pubsub::{PubSub, Reach, SubscriptionId};
 use crate::serializer::{Frame, Serializer};
 use crate::stop_reason::StopReason;
 use crate::subscriber_id::SubscriberId;
+use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Socket assigns: what `connect` stored, plus route assigns, plus what callbacks add.
 pub type Assigns = Map<String, Value>;
@@ -31,6 +36,8 @@ pub(crate) struct ChannelLink {
     pub(crate) topic: String,
     /// The channel's join ref: the join's `join_ref`, or its `ref` when that was null.
     pub(crate) join_ref: Option<Ref>,
+    /// The connection's socket id, from [`UserSocket::id`](crate::UserSocket::id).
+    pub(crate) socket_id: Option<Arc<str>>,
 }
 
 impl ChannelLink {
@@ -60,27 +67,23 @@ pub struct Socket {
     pub(crate) pubsub: PubSub,
     pub(crate) inbox: Inbox,
     pub(crate) presence: Arc<Presence>,
+    timers: Arc<Timers>,
     /// The subscription to the channel's own topic, once joined.
     pub(crate) own_subscription: Option<SubscriptionId>,
     extra: HashMap<String, Vec<SubscriptionId>>,
 }
 
 impl Socket {
-    pub(crate) fn new(
-        link: Arc<ChannelLink>,
-        assigns: Assigns,
-        pubsub: PubSub,
-        inbox: Inbox,
-        presence: Arc<Presence>,
-    ) -> Self {
+    pub(crate) fn new(link: Arc<ChannelLink>, assigns: Assigns, inbox: Inbox, runtime: &ChannelRuntime) -> Self {
         Socket {
             link,
             assigns,
             joined: false,
             current_ref: None,
-            pubsub,
+            pubsub: runtime.pubsub.clone(),
             inbox,
-            presence,
+            presence: runtime.presence.clone(),
+            timers: runtime.timers.clone(),
             own_subscription: None,
             extra: HashMap::new(),
         }
@@ -116,9 +119,41 @@ impl Socket {
         self.assigns.insert(key.into(), value.into());
     }
 
-    /// This channel's id, to skip it with [`PubSub::broadcast_from`].
-    pub fn id(&self) -> SubscriberId {
+    /// This channel instance's subscriber id, to skip it with [`PubSub::broadcast_from`].
+    /// Not the connection's socket id: that is [`socket_id`](Socket::socket_id).
+    pub fn subscriber_id(&self) -> SubscriberId {
         self.link.instance
+    }
+
+    /// The connection's socket id, as [`UserSocket::id`](crate::UserSocket::id) made it
+    /// from the assigns `connect` returned (Phoenix's `socket.id`); `None` when the
+    /// socket has no id. An endpoint broadcast of `disconnect` on it closes the connection.
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    ///
+    /// struct Whoami;
+    ///
+    /// impl Channel for Whoami {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         Ok(json!({"socket_id": socket.socket_id()}).into())
+    ///     }
+    /// }
+    ///
+    /// let user_socket = UserSocket::new()
+    ///     .connect(|params, _info| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
+    ///     .id(|assigns| assigns["user"].as_str().map(|user| format!("user_socket:{user}")))
+    ///     .channel("whoami", |_| Whoami);
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", user_socket))?;
+    /// let socket = testing::connect(&endpoint, "/socket", json!({"user": "7"}))?;
+    /// let (reply, _) = socket.join("whoami", json!({}))?;
+    /// assert_eq!(reply, json!({"socket_id": "user_socket:7"}).into());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn socket_id(&self) -> Option<&str> {
+        self.link.socket_id.as_deref()
     }
 
     /// The endpoint's broadcast API, for other topics.
@@ -151,7 +186,7 @@ impl Socket {
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
-        self.pubsub.send(Some(self.id()), broadcast, Reach::Cluster, Some(&self.inbox))
+        self.pubsub.send(Some(self.subscriber_id()), broadcast, Reach::Cluster, Some(&self.inbox))
     }
 
     /// A handle for replying to the message being handled, later and from any thread
@@ -165,7 +200,58 @@ impl Socket {
     /// A cloneable handle through which any thread can send this channel a message for
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle { inbox: self.inbox.clone(), id: self.id() }
+        ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
+    }
+
+    /// Delivers `message` to this channel's `handle_info` as [`Info::Message`] after
+    /// `delay`, on the channel's thread: Phoenix's `Process.send_after(self(), message,
+    /// delay)`. The returned [`TimerRef`] cancels it. Pending timers are dropped when
+    /// the channel ends. One thread per endpoint runs every timer, however many there
+    /// are. Available in `join` too.
+    ///
+    /// To push periodically, schedule the next tick when handling the current one:
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{Channel, Endpoint, Flow, Info, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// const EVERY: Duration = Duration::from_millis(10);
+    ///
+    /// struct Tick;
+    ///
+    /// struct Clock {
+    ///     ticks: u64,
+    /// }
+    ///
+    /// impl Channel for Clock {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         socket.send_after(EVERY, Tick);
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+    ///         if info.downcast::<Tick>().is_ok() {
+    ///             self.ticks += 1;
+    ///             socket.push("tick", json!({"n": self.ticks})).ok();
+    ///             socket.send_after(EVERY, Tick);
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    /// }
+    ///
+    /// let endpoint = testing::endpoint(
+    ///     Endpoint::builder().socket("/socket", UserSocket::new().channel("clock", |_| Clock { ticks: 0 })),
+    /// )?;
+    /// let socket = testing::connect(&endpoint, "/socket", json!({}))?;
+    /// let (_, clock) = socket.join("clock", json!({}))?;
+    /// assert_eq!(clock.assert_push("tick"), json!({"n": 1}).into());
+    /// assert_eq!(clock.assert_push("tick"), json!({"n": 2}).into());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_after<T: Any + Send>(&self, delay: Duration, message: T) -> TimerRef {
+        self.timers.send_after(self.link.instance, self.inbox.clone(), delay, Box::new(message))
     }
 
     /// Subscribes this channel to another topic: its broadcasts arrive in
@@ -271,7 +357,9 @@ impl SocketRef {
     }
 }
 
-/// Sends messages to one channel's `handle_info`, from any thread: the role of a pid.
+/// Reaches one channel from any thread, the role of its pid: [`send`](ChannelHandle::send)
+/// a message for `handle_info` (Phoenix's `send` or `GenServer.cast`), or
+/// [`call`](ChannelHandle::call) it and wait for the answer of its `handle_call`.
 #[derive(Clone)]
 pub struct ChannelHandle {
     inbox: Inbox,
@@ -279,6 +367,10 @@ pub struct ChannelHandle {
 }
 
 impl ChannelHandle {
+    pub(crate) fn new(inbox: Inbox, id: SubscriberId) -> Self {
+        ChannelHandle { inbox, id }
+    }
+
     /// Delivers `message` to the channel's `handle_info` as [`Info::Message`].
     ///
     /// Fails with [`Error::ChannelEnded`] once the channel has stopped, and with
@@ -291,8 +383,80 @@ impl ChannelHandle {
         }
     }
 
-    /// The channel's id, for [`PubSub::broadcast_from`].
-    pub fn id(&self) -> SubscriberId {
+    /// Asks the channel something and waits up to `timeout` for the answer, which its
+    /// [`handle_call`](crate::Channel::handle_call) gives on the channel's thread:
+    /// Phoenix's `GenServer.call(channel_pid, request, timeout)`. `R` is the type of
+    /// the answer.
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{CallError, CallReply, Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use std::any::Any;
+    /// use std::time::Duration;
+    ///
+    /// struct Votes {
+    ///     yes: u32,
+    /// }
+    ///
+    /// /// What the channel answers calls about.
+    /// enum Ask {
+    ///     Vote,
+    ///     Count,
+    /// }
+    ///
+    /// impl Channel for Votes {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+    ///         match request.downcast::<Ask>().map(|ask| *ask) {
+    ///             Ok(Ask::Vote) => {
+    ///                 self.yes += 1;
+    ///                 CallReply::reply(())
+    ///             }
+    ///             Ok(Ask::Count) => CallReply::reply(self.yes),
+    ///             Err(_) => CallReply::unhandled(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new().channel("poll", |_| Votes { yes: 0 })))?;
+    /// let (_, poll) = testing::connect(&endpoint, "/socket", serde_json::json!({}))?.join("poll", serde_json::json!({}))?;
+    /// let channel = poll.handle();
+    /// let second = Duration::from_secs(1);
+    /// channel.call::<()>(Ask::Vote, second)?;
+    /// assert_eq!(channel.call::<u32>(Ask::Count, second)?, 1);
+    /// assert!(matches!(channel.call::<String>(Ask::Count, second), Err(CallError::UnexpectedReply { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Fails with [`CallError::Timeout`] when no answer comes in time, with
+    /// [`CallError::ChannelEnded`] when the channel has ended or ends (stops without an
+    /// answer, or crashes) before answering, with [`CallError::Overloaded`] when its
+    /// mailbox is full, and with [`CallError::CalledSelf`] from the channel's own thread.
+    pub fn call<R: Any>(&self, request: impl Any + Send, timeout: Duration) -> Result<R, CallError> {
+        if self.inbox.is_receiver() {
+            return Err(CallError::CalledSelf);
+        }
+        let (reply_to, answer) = crossbeam_channel::bounded(1);
+        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), reply_to })) {
+            Ok(()) => {}
+            Err(InboxError::Closed) => return Err(CallError::ChannelEnded),
+            Err(InboxError::Full) => return Err(CallError::Overloaded),
+        }
+        match answer.recv_timeout(timeout) {
+            Ok(answer) => answer
+                .downcast::<R>()
+                .map(|answer| *answer)
+                .map_err(|_| CallError::UnexpectedReply { expected: std::any::type_name::<R>() }),
+            Err(RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(CallError::ChannelEnded),
+        }
+    }
+
+    /// The channel instance's subscriber id, for [`PubSub::broadcast_from`].
+    pub fn subscriber_id(&self) -> SubscriberId {
         self.id
     }
 }

@@ -67,7 +67,7 @@ pub enum Event<'a> {
         serializer: Serializer,
         /// The connect params, filtered.
         params: &'a Value,
-        /// Accepted or refused (a panicking `connect` counts as crashed).
+        /// Accepted or refused (a panicking `connect` is refused with 403, and counts as refused).
         outcome: Outcome,
         /// How long `connect` and `id` took.
         duration: Duration,

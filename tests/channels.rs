@@ -1,5 +1,9 @@
 //! The life of a channel: routing, join, messages, replies, stops, crashes, leave and
 //! terminate (PROTOCOL.md 5.1–5.7, 5.10, 5.12, decisions D1 and D2).
+//!
+//! Where the wire is the point (refs, frame shapes, ordering on the socket, limits of a
+//! TCP connection) the tests use real sockets; where only the channel's behaviour is,
+//! they use an in-memory connection (`phx_channels::testing`, via `in_memory()`).
 
 mod common;
 
@@ -185,13 +189,12 @@ fn a_successful_join_replies_ok_with_an_empty_response_and_echoes_the_refs() {
 #[test]
 fn a_join_with_a_reply_sends_it_as_the_response() {
     // P48
-    let server = start();
-    let mut client = server.client();
-    let reply = client.join("room:welcome", json!({"mode": "reply"})).unwrap();
-    assert_eq!((reply.status.as_str(), json_of(&reply.response)), ("ok", json!({"welcome": "room:welcome"})));
-    let reply = client.join("room:binjoin", json!({"mode": "binary"})).unwrap();
-    assert_eq!(reply.status, "ok");
-    assert_eq!(reply.response, Payload::Binary(b"\x00joined\xff".to_vec().into()));
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    let (reply, _) = socket.join("room:welcome", json!({"mode": "reply"})).unwrap();
+    assert_eq!(reply, json!({"welcome": "room:welcome"}).into());
+    let (reply, _) = socket.join("room:binjoin", json!({"mode": "binary"})).unwrap();
+    assert_eq!(reply, Payload::Binary(b"\x00joined\xff".to_vec().into()));
 }
 
 #[test]
@@ -395,23 +398,25 @@ fn leave_sends_reply_then_close_then_pushes_from_terminate() {
 #[test]
 fn noreply_sends_nothing() {
     // P61
-    let server = start();
-    let mut client = server.joined("room:quiet");
-    let quiet = client.push_async("room:quiet", "noreply", json!({})).unwrap();
-    let (before, _) = push_collect(&mut client, "room:quiet", "ok", json!({}));
-    assert!(before.is_empty(), "noreply ({quiet}) sent {:?}", events_of(&before));
+    let server = in_memory();
+    let room = server.test_joined("room:quiet");
+    let quiet = room.push("noreply", json!({}));
+    let ok = room.push("ok", json!({}));
+    room.assert_reply(&ok, "ok");
+    room.refute_reply(&quiet, "ok");
+    room.refute_reply(&quiet, "error");
 }
 
 #[test]
 fn a_reply_with_a_status_sends_an_empty_response_with_any_status_name() {
     // P62
-    let server = start();
-    let mut client = server.joined("room:status");
-    let reply = client.push("room:status", "ok", json!({})).unwrap();
-    assert_eq!((reply.status.as_str(), json_of(&reply.response)), ("ok", json!({})));
+    let server = in_memory();
+    let room = server.test_joined("room:status");
+    let ok = room.push("ok", json!({}));
+    assert_eq!(room.assert_reply(&ok, "ok"), json!({}).into());
     for status in ["error", "teapot", "Any Name"] {
-        let reply = client.push("room:status", "status", json!({"status": status})).unwrap();
-        assert_eq!((reply.status.as_str(), json_of(&reply.response)), (status, json!({})));
+        let sent = room.push("status", json!({"status": status}));
+        assert_eq!(room.assert_reply(&sent, status), json!({}).into());
     }
 }
 
@@ -431,14 +436,11 @@ fn a_reply_frame_has_the_exact_v2_shape() {
 #[test]
 fn a_reply_with_a_payload_sends_it_as_the_response() {
     // P63, P64: any JSON value.
-    let server = start();
-    let mut client = server.joined("room:payload");
-    let join_ref = client.join_ref("room:payload").unwrap().to_owned();
+    let server = in_memory();
+    let room = server.test_joined("room:payload");
     for payload in [json!({"a": [1, 2, {"b": null}]}), json!("a string"), json!(42), json!([]), json!(null)] {
-        let msg_ref = client.push_async("room:payload", "echo", payload.clone()).unwrap();
-        let reply = client.wait_reply(&msg_ref).unwrap();
-        assert_eq!((reply.status.as_str(), json_of(&reply.response)), ("ok", payload.clone()));
-        assert_eq!((reply.join_ref.as_deref(), reply.topic.as_str()), (Some(join_ref.as_str()), "room:payload"));
+        let sent = room.push("echo", payload.clone());
+        assert_eq!(room.assert_reply(&sent, "ok"), payload.into());
     }
 }
 
@@ -579,11 +581,10 @@ fn a_panic_in_handle_in_sends_phx_error_and_does_not_run_terminate() {
 #[test]
 fn a_panic_in_handle_info_sends_phx_error() {
     // P67
-    let server = start();
-    let mut client = server.joined("room:infoboom");
-    client.push("room:infoboom", "info_boom", json!({})).unwrap();
-    let error = client.recv_event("room:infoboom", "phx_error").unwrap();
-    assert_eq!(json_of(&error.payload), json!({"reason": "channel_crash"}));
+    let server = in_memory();
+    let room = server.test_joined("room:infoboom");
+    room.push("info_boom", json!({}));
+    assert_eq!(room.assert_push("phx_error"), json!({"reason": "channel_crash"}).into());
     wait_no_channel_threads(&server);
     assert!(server.terminations("room:infoboom").is_empty());
 }
@@ -591,15 +592,18 @@ fn a_panic_in_handle_info_sends_phx_error() {
 #[test]
 fn a_panicking_handler_affects_only_its_own_channel() {
     // P67
-    let server = start();
-    let mut client = server.joined("room:victim");
-    assert_eq!(client.join("room:bystander", json!({})).unwrap().status, "ok");
-    let mut neighbour = server.joined("room:victim");
-    client.push_async("room:victim", "boom", json!({})).unwrap();
-    client.recv_event("room:victim", "phx_error").unwrap();
-    assert_eq!(client.push("room:bystander", "echo", json!({"still": "here"})).unwrap().status, "ok");
-    assert_eq!(neighbour.push("room:victim", "echo", json!({})).unwrap().status, "ok");
-    assert_alive(&mut client);
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    let (_, victim) = socket.join("room:victim", json!({})).unwrap();
+    let (_, bystander) = socket.join("room:bystander", json!({})).unwrap();
+    let neighbour = server.test_joined("room:victim");
+    victim.push("boom", json!({}));
+    victim.assert_push("phx_error");
+    let still = bystander.push("echo", json!({"still": "here"}));
+    assert_eq!(bystander.assert_reply(&still, "ok"), json!({"still": "here"}).into());
+    let echo = neighbour.push("echo", json!({}));
+    neighbour.assert_reply(&echo, "ok");
+    assert!(!socket.is_closed());
 }
 
 // --- P69, P70, P71 ----------------------------------------------------------------------
@@ -648,17 +652,11 @@ fn a_push_carries_the_channels_join_ref_and_a_null_ref() {
 #[test]
 fn a_socket_ref_replies_later_from_another_thread_as_often_as_needed() {
     // P71
-    let server = start();
-    let mut client = server.joined("room:async");
-    let join_ref = client.join_ref("room:async").unwrap().to_owned();
-    let msg_ref = client.push_async("room:async", "async_reply", json!({})).unwrap();
-    let first = client.wait_reply(&msg_ref).unwrap();
-    assert_eq!((first.status.as_str(), json_of(&first.response)), ("ok", json!({"n": 1})));
-    let second = client.wait_reply(&msg_ref).unwrap();
-    assert_eq!((second.status.as_str(), json_of(&second.response)), ("later", json!({"n": 2})));
-    for reply in [first, second] {
-        assert_eq!((reply.join_ref.as_deref(), reply.topic.as_str()), (Some(join_ref.as_str()), "room:async"));
-    }
+    let server = in_memory();
+    let room = server.test_joined("room:async");
+    let sent = room.push("async_reply", json!({}));
+    assert_eq!(room.assert_reply(&sent, "ok"), json!({"n": 1}).into());
+    assert_eq!(room.assert_reply(&sent, "later"), json!({"n": 2}).into());
 }
 
 // --- P77 --------------------------------------------------------------------------------
@@ -666,13 +664,13 @@ fn a_socket_ref_replies_later_from_another_thread_as_often_as_needed() {
 #[test]
 fn a_message_for_a_channel_without_handle_info_is_dropped() {
     // P77
-    let server = start();
-    let mut client = server.joined("bare:1");
-    server.ctx.handle("bare:1").send(42u32).unwrap();
-    server.ctx.handle("bare:1").send("anything").unwrap();
-    let (before, reply) = push_collect(&mut client, "bare:1", "ping", json!({}));
-    assert!(before.is_empty(), "{:?}", events_of(&before));
-    assert_eq!(json_of(&reply.response), json!({"pong": true}));
+    let server = in_memory();
+    let bare = server.test_joined("bare:1");
+    bare.handle().send(42u32).unwrap();
+    bare.handle().send("anything").unwrap();
+    let ping = bare.push("ping", json!({}));
+    assert_eq!(bare.assert_reply(&ping, "ok"), json!({"pong": true}).into());
+    bare.refute_push("phx_error");
 }
 
 // --- P78, P79 ---------------------------------------------------------------------------
@@ -704,12 +702,12 @@ fn dropping_the_tcp_connection_terminates_its_channels() {
 #[test]
 fn terminate_runs_when_handle_info_stops() {
     // P79, P80
-    let server = start();
-    let mut client = server.joined("room:infostop");
-    let (_, reply) = push_collect(&mut client, "room:infostop", "info_stop", json!({"reason": "shutdown:done"}));
-    assert_eq!(reply.status, "ok");
-    let msgs = recv_n(&mut client, 2);
-    assert_eq!(events_of(&msgs), ["phx_close", "you_left"]);
+    let server = in_memory();
+    let room = server.test_joined("room:infostop");
+    let sent = room.push("info_stop", json!({"reason": "shutdown:done"}));
+    room.assert_reply(&sent, "ok");
+    room.assert_push("phx_close");
+    assert_eq!(room.assert_push("you_left"), json!({"reason": "{shutdown, done}"}).into());
     server.wait_terminate("room:infostop", "{shutdown, done}");
 }
 
@@ -768,20 +766,18 @@ fn messages_for_a_joining_topic_wait_for_its_join_reply() {
 #[test]
 fn a_channel_handle_delivers_to_handle_info_which_may_push() {
     // P76 (handle_info), P70
-    let server = start();
-    let mut client = server.joined("room:handle");
+    let server = in_memory();
+    let room = server.test_joined("room:handle");
     server.ctx.handle("room:handle").send(Msg::Push("from_afar".into(), json!({"x": 1}))).unwrap();
-    let push = client.recv_event("room:handle", "from_afar").unwrap();
-    assert_eq!(json_of(&push.payload), json!({"x": 1}));
-    assert_eq!(push.join_ref.as_deref(), client.join_ref("room:handle"));
+    assert_eq!(room.assert_push("from_afar"), json!({"x": 1}).into());
 }
 
 #[test]
 fn sending_to_an_ended_channel_returns_channel_ended() {
-    let server = start();
-    let mut client = server.joined("room:ended");
-    let handle = server.ctx.handle("room:ended");
-    client.leave("room:ended").unwrap();
+    let server = in_memory();
+    let room = server.test_joined("room:ended");
+    let handle = room.handle();
+    room.leave();
     server.wait_terminate("room:ended", "{shutdown, left}");
     let mut last = Ok(());
     let ended = wait_until(Duration::from_secs(5), || {

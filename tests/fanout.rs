@@ -322,7 +322,7 @@ fn endpoint_broadcast_from_skips_the_given_subscriber() {
     expect_broadcast(&mut client, "room:from", "e", json!({"n": 1}));
     expect_broadcast(&mut skipped_client, "room:from", "e", json!({"n": 1}));
 
-    server.endpoint.broadcast_from(handle.id(), "room:from", "f", json!({})).unwrap();
+    server.endpoint.broadcast_from(handle.subscriber_id(), "room:from", "f", json!({})).unwrap();
     expect_broadcast(&mut client, "room:from", "f", json!({}));
     let (before, _) = push_collect(&mut skipped_client, "room:from", "ok", json!({}));
     assert!(before.is_empty(), "the skipped channel's client got {:?}", events_of(&before));

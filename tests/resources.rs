@@ -69,3 +69,20 @@ fn shutdown_ends_every_thread_and_closes_every_fd_the_endpoint_opened() {
     drop(server);
     assert_back_to(threads, fds, Duration::from_secs(5), "after shutdown");
 }
+
+#[test]
+fn the_timers_of_many_channels_share_one_thread() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let server = in_memory();
+    std::thread::sleep(Duration::from_millis(50));
+    let threads = thread_count();
+    let rooms: Vec<_> = (0..20).map(|i| server.test_joined(&format!("room:timers{i}"))).collect();
+    for room in &rooms {
+        for ms in [60_000, 120_000, 180_000] {
+            let set = room.push("send_after", json!({"ms": ms}));
+            room.assert_reply(&set, "ok");
+        }
+    }
+    assert_eq!(server.endpoint.stats().channel_threads, 20);
+    assert_eq!(thread_count(), threads + 20, "one thread per channel, none per timer");
+}

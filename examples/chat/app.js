@@ -2,10 +2,15 @@
 //
 // Server contract (examples/chat.rs):
 //   topic     room:<room>, joined with {"user": "<name>"}
-//   join      ok {} or error {"reason": "..."}
-//   pushes    presence_state, then presence_diff broadcasts on every change
+//   join      ok {"user_id": "<id>"} or error {"reason": "..."}
+//   pushes    presence_state, then presence_diff broadcasts on every change; presences
+//             are keyed by user id and carry the display name: {"metas": [...], "name"}
 //   new_msg   we push {"body": "..."}; the server replies ok {} or error {"reason"},
-//             and broadcasts {"user", "body", "at"} to the room, sender included.
+//             and broadcasts {"user_id", "user", "body", "at"} to the room, sender included.
+//   typing    we push it (no reply) while the person types, at most every TYPING_EVERY;
+//             the others get typing {"user_id", "name"} when someone starts, and
+//             stopped_typing {"user_id"} when they send, leave, or go quiet for a while
+//             (the server's timer decides).
 
 import { Socket, Presence } from "./phoenix.js";
 
@@ -29,8 +34,13 @@ const el = {
   message: $("message"),
   send: $("send"),
   sendError: $("send-error"),
+  typing: $("typing"),
   announcer: $("announcer"),
 };
+
+// How often, at most, we tell the server this person is still typing. The server
+// shows them as typing until a while after the last report.
+const TYPING_EVERY = 1000;
 
 // The name is remembered for this tab only (survives a reload; a new tab starts
 // empty, so two tabs can be two people).
@@ -54,7 +64,7 @@ socket.onClose((_event, willReconnect) => {
 });
 socket.connect();
 
-// The room we are in, if any: { channel, presence, name, room }.
+// The room we are in, if any: { channel, presence, name, room, userId, typers, lastTyping }.
 let current = null;
 
 // --- Joining and leaving ----------------------------------------------------
@@ -80,7 +90,8 @@ function joinRoom(name, room) {
 
   const channel = socket.channel(`room:${room}`, { user: name });
   const presence = new Presence(channel);
-  const session = { channel, presence, name, room };
+  // typers: who the server says is typing, user id -> display name.
+  const session = { channel, presence, name, room, userId: null, typers: new Map(), lastTyping: 0 };
   current = session;
 
   // Announce arrivals and departures, but not the people already there when
@@ -90,15 +101,27 @@ function joinRoom(name, room) {
     synced = true;
     renderPresence(session);
   });
-  presence.onJoin((user, existing) => {
+  presence.onJoin((userId, existing, joined) => {
     // Only a new key is news; a second tab of someone already here is not.
-    if (synced && !existing && user !== name) announce(`${user} joined`);
+    if (synced && !existing && userId !== session.userId) announce(`${displayName(userId, joined)} joined`);
   });
-  presence.onLeave((user, remaining) => {
-    if (synced && remaining.metas.length === 0) announce(`${user} left`);
+  presence.onLeave((userId, remaining) => {
+    if (synced && remaining.metas.length === 0) announce(`${displayName(userId, remaining)} left`);
   });
 
-  channel.on("new_msg", (msg) => addMessage(msg, name));
+  channel.on("new_msg", (msg) => {
+    session.typers.delete(msg.user_id);
+    renderTyping(session);
+    addMessage(msg, session);
+  });
+  channel.on("typing", ({ user_id, name: typer }) => {
+    session.typers.set(user_id, typer);
+    renderTyping(session);
+  });
+  channel.on("stopped_typing", ({ user_id }) => {
+    session.typers.delete(user_id);
+    renderTyping(session);
+  });
 
   // phx_close from the server: the room is gone for good (no rejoin).
   channel.onClose((reason) => {
@@ -111,8 +134,12 @@ function joinRoom(name, room) {
   // rejoins by itself and we get "ok" again.
   channel
     .join()
-    .receive("ok", () => {
+    .receive("ok", ({ user_id } = {}) => {
       if (current !== session) return;
+      session.userId = user_id;
+      // A rejoin starts from what the server says now.
+      session.typers.clear();
+      renderTyping(session);
       sessionStorage.setItem(NAME_KEY, name);
       history.replaceState(null, "", `#${encodeURIComponent(room)}`);
       showChat(session);
@@ -155,6 +182,7 @@ function showChat({ name, room }) {
   show(el.leave);
   el.messages.replaceChildren();
   el.presence.replaceChildren();
+  hide(el.typing);
   el.peopleCount.textContent = "0";
   show(el.empty);
   hide(el.sendError);
@@ -186,25 +214,27 @@ function showJoinError(text) {
 
 // --- Presence ------------------------------------------------------------------
 
-// presence.list() gives one entry per key (user name); metas has one entry per
-// connection (tab) of that user.
+// presence.list() gives one entry per key (user id); metas has one entry per
+// connection (tab) of that user, and name is the display name the server's fetch
+// hook added.
 function renderPresence(session) {
   if (current !== session) return;
   const people = session.presence
-    .list((user, { metas }) => ({ user, tabs: metas.length }))
-    .sort((a, b) => a.user.localeCompare(b.user));
+    .list((userId, presence) => ({ userId, name: displayName(userId, presence), tabs: presence.metas.length }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 
   el.presence.replaceChildren(
-    ...people.map(({ user, tabs }) => {
+    ...people.map(({ userId, name, tabs }) => {
+      const me = userId === session.userId;
       const item = document.createElement("li");
       item.className = "presence-user";
-      if (user === session.name) item.classList.add("is-me");
-      item.append(avatar(user));
+      if (me) item.classList.add("is-me");
+      item.append(avatar(name));
       const label = document.createElement("span");
       label.className = "presence-name";
-      label.textContent = user;
+      label.textContent = name;
       item.append(label);
-      if (user === session.name) item.append(tag("you"));
+      if (me) item.append(tag("you"));
       if (tabs > 1) item.append(tag(`${tabs} tabs`));
       return item;
     }),
@@ -212,13 +242,44 @@ function renderPresence(session) {
   el.peopleCount.textContent = String(people.length);
 }
 
+function displayName(userId, presence) {
+  return (presence && presence.name) || userId;
+}
+
+// --- Who is typing ---------------------------------------------------------------
+
+function renderTyping(session) {
+  if (current !== session) return;
+  const names = [...session.typers.values()].sort((a, b) => a.localeCompare(b));
+  if (names.length === 0) {
+    hide(el.typing);
+    el.typing.textContent = "";
+    return;
+  }
+  el.typing.textContent =
+    names.length === 1
+      ? `${names[0]} is typing…`
+      : names.length === 2
+        ? `${names[0]} and ${names[1]} are typing…`
+        : "Several people are typing…";
+  show(el.typing);
+}
+
+el.message.addEventListener("input", () => {
+  if (!current || el.message.value.trim() === "") return;
+  const now = Date.now();
+  if (now - current.lastTyping < TYPING_EVERY) return;
+  current.lastTyping = now;
+  current.channel.push("typing", {});
+});
+
 // --- Messages ------------------------------------------------------------------
 
-function addMessage({ user, body, at }, myName) {
+function addMessage({ user_id, user, body, at }, session) {
   // Stick to the bottom if the reader is already there (or wrote this message).
   const list = el.messages;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  const mine = user === myName;
+  const mine = user_id === session.userId;
 
   const item = document.createElement("li");
   item.className = mine ? "message mine" : "message";
@@ -256,8 +317,9 @@ el.composer.addEventListener("submit", (event) => {
   if (!current || body.trim() === "") return;
 
   // Clear at once so the next message can be typed; put the text back if the
-  // server refuses it or does not answer.
+  // server refuses it or does not answer. The next keystroke reports typing again.
   el.message.value = "";
+  current.lastTyping = 0;
   hide(el.sendError);
   const restore = (why) => {
     el.sendError.textContent = `Not sent: ${why}.`;

@@ -5,7 +5,7 @@ use super::config::{EndpointConfig, available_cores};
 use super::running::Running;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
-use crate::presence::Presence;
+use crate::presence::{Hooks, Presence, PresenceChange, Presences};
 use crate::protocol::connect_pool::ConnectPool;
 use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
@@ -13,6 +13,7 @@ use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
+use crate::timer::Timers;
 use crate::transport::acceptor::Acceptor;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
@@ -35,6 +36,7 @@ pub struct EndpointBuilder {
     config: EndpointConfig,
     adapter: Option<Arc<dyn Adapter>>,
     metrics_path: Option<String>,
+    presence_hooks: Hooks,
 }
 
 impl EndpointBuilder {
@@ -47,6 +49,7 @@ impl EndpointBuilder {
             config: EndpointConfig::default(),
             adapter: None,
             metrics_path: None,
+            presence_hooks: Hooks::default(),
         }
     }
 
@@ -198,6 +201,60 @@ impl EndpointBuilder {
         self
     }
 
+    /// Enriches presences before they go out, Phoenix's `Presence.fetch/2`: `fetch`
+    /// gets a topic and its presences (`{key: {"metas": [...]}}`) and adds to each
+    /// key's object what clients should see (a user's name, say), once per key for each
+    /// [`Presence::list`] (the `presence_state` a channel pushes), each
+    /// [`Presence::get_by_key`], and each `presence_diff` (its joins, then its leaves):
+    /// one call per outgoing message, whatever the number of clients, so one database
+    /// query can serve every key. Diffs are fetched on the presence thread; lists on
+    /// the calling thread. A panic is logged and the presences go out as they were.
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use serde_json::json;
+    ///
+    /// let builder = Endpoint::builder().presence_fetch(|_topic, presences| {
+    ///     for (key, presence) in presences.iter_mut() {
+    ///         presence["name"] = json!(format!("User {key}")); // one query for all keys, in a real app
+    ///     }
+    /// });
+    /// let endpoint = testing::endpoint(builder)?;
+    /// let _me = endpoint.presence().track_external("room:1", "42", json!({}))?;
+    /// assert_eq!(endpoint.presence().list("room:1")["42"]["name"], "User 42");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence_fetch(mut self, fetch: impl Fn(&str, &mut Presences) + Send + Sync + 'static) -> Self {
+        self.presence_hooks.set_fetch(fetch);
+        self
+    }
+
+    /// Runs `handle_metas` after each topic's `presence_diff` has gone out, with the
+    /// topic, the diff's joins and leaves (fetched) and everyone on the topic now:
+    /// Phoenix's `handle_metas/4`, for server-side reactions to presence (keeping a
+    /// count, telling other systems). It runs on the presence thread, one change at a
+    /// time, never on a channel's thread; keep it short, diffs wait for it. A panic is
+    /// logged.
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// let (changes, changed) = crossbeam_channel::unbounded();
+    /// let builder = Endpoint::builder().presence_handle_metas(move |change| {
+    ///     let _ = changes.send((change.topic.to_owned(), change.presences.len()));
+    /// });
+    /// let endpoint = testing::endpoint(builder)?;
+    /// let _bot = endpoint.presence().track_external("room:1", "bot", json!({}))?;
+    /// assert_eq!(changed.recv_timeout(Duration::from_secs(5))?, ("room:1".to_owned(), 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence_handle_metas(mut self, handle_metas: impl FnMut(&PresenceChange<'_>) + Send + 'static) -> Self {
+        self.presence_hooks.set_handle_metas(handle_metas);
+        self
+    }
+
     /// Forwards broadcasts to other nodes (see [`Adapter`]).
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
@@ -207,18 +264,35 @@ impl EndpointBuilder {
     /// Binds the listener and starts the endpoint's threads; the server runs in the
     /// background until [`Endpoint::shutdown`].
     pub fn start(self) -> Result<Endpoint, Error> {
-        for (path, socket) in &self.mounts {
-            if let Some(err) = socket.errors.first() {
-                return Err(Error::Config(format!("socket {path}: {err}")));
-            }
-        }
+        self.check()?;
         let addr = self
             .bind
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| Error::Config(format!("cannot resolve {:?}", self.bind)))?;
         let listener = mio::net::TcpListener::bind(addr)?;
-        let local_addr = listener.local_addr()?;
+        self.launch(Some(listener))
+    }
+
+    /// Starts the endpoint without a listener, acceptor or reactors: its connections
+    /// are in memory ([`testing`](crate::testing)).
+    pub(crate) fn start_without_listener(self) -> Result<Endpoint, Error> {
+        self.check()?;
+        self.launch(None)
+    }
+
+    /// Refuses a configuration with errors.
+    fn check(&self) -> Result<(), Error> {
+        for (path, socket) in &self.mounts {
+            if let Some(err) = socket.errors.first() {
+                return Err(Error::Config(format!("socket {path}: {err}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the endpoint's threads: the reactors and the acceptor only with a listener.
+    fn launch(self, listener: Option<mio::net::TcpListener>) -> Result<Endpoint, Error> {
         let stats = Arc::new(Stats::default());
         let mut statics = self.statics;
         if let Some(path) = self.metrics_path {
@@ -233,10 +307,12 @@ impl EndpointBuilder {
         let writers = available_cores().min(config.reactors + 1);
         let pubsub =
             PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
-        let presence = Presence::start(pubsub.clone(), config.presence_window, config.telemetry.clone())?;
+        let presence =
+            Presence::start(pubsub.clone(), config.presence_window, self.presence_hooks, config.telemetry.clone())?;
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,
+            timers: Arc::new(Timers::start()?),
             stats: stats.clone(),
             settings: ChannelSettings {
                 stack_size: config.channel_stack_size,
@@ -257,8 +333,13 @@ impl EndpointBuilder {
         let sockets = Arc::new(Sockets {
             routes: Routes { mounts, statics, host: self.host },
             runtime,
-            connect_pool: ConnectPool::start(config.connect_workers)?,
+            connect_pool: ConnectPool::start(if listener.is_some() { config.connect_workers } else { 1 })?,
         });
+        let Some(listener) = listener else {
+            log::debug!("phx-channels endpoint started without a listener");
+            return Ok(Endpoint::new(Running::new(sockets, config, None, None, Vec::new(), Vec::new())));
+        };
+        let local_addr = listener.local_addr()?;
         let context = Arc::new(ReactorContext {
             settings: TransportSettings {
                 handshake_timeout: config.handshake_timeout,
@@ -285,8 +366,8 @@ impl EndpointBuilder {
         Ok(Endpoint::new(Running::new(
             sockets,
             config,
-            local_addr,
-            (acceptor_thread, acceptor_stop),
+            Some(local_addr),
+            Some((acceptor_thread, acceptor_stop)),
             threads,
             mailboxes,
         )))

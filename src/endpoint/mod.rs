@@ -3,6 +3,7 @@
 
 mod builder;
 mod config;
+pub(crate) mod in_memory;
 mod running;
 
 pub use builder::EndpointBuilder;
@@ -10,11 +11,13 @@ pub use builder::EndpointBuilder;
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::presence::Presence;
+use crate::protocol::sockets::Sockets;
 use crate::pubsub::{PubSub, Subscription};
 use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
+use in_memory::InMemoryConnections;
 use running::Running;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// A running server. Cheap to clone; the server stops when [`shutdown`](Endpoint::shutdown)
@@ -50,9 +53,21 @@ impl Endpoint {
         Endpoint { running: Arc::new(running) }
     }
 
-    /// The address the endpoint listens on.
+    /// The address the endpoint listens on. An endpoint started by
+    /// [`testing::endpoint`](crate::testing::endpoint) listens nowhere: its address is
+    /// `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
-        self.running.local_addr
+        self.running.local_addr.unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into())
+    }
+
+    /// The sockets the endpoint serves, with the runtime its channels share.
+    pub(crate) fn sockets(&self) -> &Arc<Sockets> {
+        &self.running.sockets
+    }
+
+    /// Where in-memory connections register, so that shutdown ends them.
+    pub(crate) fn in_memory(&self) -> &InMemoryConnections {
+        &self.running.in_memory
     }
 
     /// The broadcast API, to hand to other threads.
@@ -81,6 +96,31 @@ impl Endpoint {
         self.pubsub().local_broadcast(topic, event, payload)
     }
 
+    /// Broadcasts on this node only, to every subscriber but those of `from`. See
+    /// [`PubSub::local_broadcast_from`].
+    ///
+    /// ```
+    /// use phx_channels::{Endpoint, testing};
+    /// use std::time::Duration;
+    ///
+    /// let endpoint = testing::endpoint(Endpoint::builder())?;
+    /// let me = endpoint.subscribe("news");
+    /// let other = endpoint.subscribe("news");
+    /// endpoint.local_broadcast_from(me.id(), "news", "headline", serde_json::json!({}))?;
+    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_some());
+    /// assert!(me.try_recv().is_none());
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    pub fn local_broadcast_from(
+        &self,
+        from: SubscriberId,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) -> Result<(), Error> {
+        self.pubsub().local_broadcast_from(from, topic, event, payload)
+    }
+
     /// Subscribes the calling code to `topic`. See [`PubSub::subscribe`].
     pub fn subscribe(&self, topic: &str) -> Subscription {
         self.pubsub().subscribe(topic)
@@ -92,7 +132,7 @@ impl Endpoint {
     }
 
     /// Presence: who is on which topic.
-    pub fn presence(&self) -> &Presence {
+    pub fn presence(&self) -> &Arc<Presence> {
         &self.running.sockets.runtime.presence
     }
 

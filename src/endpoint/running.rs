@@ -2,6 +2,7 @@
 //! connections in batches, then the channels, the reactors and the workers.
 
 use super::config::EndpointConfig;
+use super::in_memory::InMemoryConnections;
 use crate::protocol::sockets::Sockets;
 use crate::telemetry::Event;
 use crate::transport::acceptor::AcceptorStop;
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant};
 pub(super) struct Running {
     pub(super) sockets: Arc<Sockets>,
     config: EndpointConfig,
-    pub(super) local_addr: SocketAddr,
+    /// `None` for an endpoint started without a listener.
+    pub(super) local_addr: Option<SocketAddr>,
     acceptor: Mutex<Option<(JoinHandle<()>, AcceptorStop)>>,
+    pub(super) in_memory: InMemoryConnections,
     reactors: Mutex<Vec<JoinHandle<()>>>,
     /// Emptied at shutdown, so that no file descriptor outlives the server.
     mailboxes: Mutex<Vec<Arc<Mailbox>>>,
@@ -29,8 +32,8 @@ impl Running {
     pub(super) fn new(
         sockets: Arc<Sockets>,
         config: EndpointConfig,
-        local_addr: SocketAddr,
-        acceptor: (JoinHandle<()>, AcceptorStop),
+        local_addr: Option<SocketAddr>,
+        acceptor: Option<(JoinHandle<()>, AcceptorStop)>,
         reactors: Vec<JoinHandle<()>>,
         mailboxes: Vec<Arc<Mailbox>>,
     ) -> Self {
@@ -38,7 +41,8 @@ impl Running {
             sockets,
             config,
             local_addr,
-            acceptor: Mutex::new(Some(acceptor)),
+            acceptor: Mutex::new(acceptor),
+            in_memory: InMemoryConnections::default(),
             reactors: Mutex::new(reactors),
             mailboxes: Mutex::new(mailboxes),
             stopped: Mutex::new(false),
@@ -56,6 +60,7 @@ impl Running {
             stop.stop();
             let _ = acceptor.join();
         }
+        self.in_memory.drain();
         let mailboxes = std::mem::take(&mut *self.mailboxes.lock());
         self.drain(&mailboxes, deadline);
         for mailbox in &mailboxes {
@@ -70,14 +75,21 @@ impl Running {
             let _ = reactor.join();
         }
         self.sockets.connect_pool.stop();
+        runtime.timers.stop();
         runtime.presence.stop();
         *stopped = true;
         self.stopped_signal.notify_all();
-        log::info!("phx-channels endpoint on {} shut down", self.local_addr);
+        match self.local_addr {
+            Some(addr) => log::info!("phx-channels endpoint on {addr} shut down"),
+            None => log::debug!("phx-channels endpoint without a listener shut down"),
+        }
     }
 
     /// Closes open connections in batches until none is left or `deadline` passes.
     fn drain(&self, mailboxes: &[Arc<Mailbox>], deadline: Instant) {
+        if mailboxes.is_empty() {
+            return;
+        }
         let per_reactor = self.config.drain_batch_size.div_ceil(mailboxes.len());
         let connections = self.sockets.runtime.stats.connections();
         while connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {

@@ -6,6 +6,6 @@
 pub(crate) mod connect_pool;
 mod handshake;
 pub(crate) mod routes;
-mod session;
+pub(crate) mod session;
 pub(crate) mod sockets;
 pub(crate) mod user_socket;

@@ -48,7 +48,7 @@ pub(crate) struct Session {
     channels: HashMap<String, Entry>,
     /// The topic of each channel instance in `channels`.
     topics: HashMap<SubscriberId, String>,
-    socket_id: Option<(SubscriptionId, String)>,
+    socket_id: Option<(SubscriptionId, Arc<str>)>,
     runtime: Arc<ChannelRuntime>,
 }
 
@@ -63,7 +63,7 @@ impl Session {
     ) -> Session {
         let socket_id = socket_id.map(|topic| {
             let id = runtime.pubsub.subscribe_connection(&topic, outbound.clone());
-            (id, topic)
+            (id, Arc::from(topic))
         });
         Session {
             serializer,
@@ -168,6 +168,13 @@ impl Session {
         self.remove(&topic).map(|entry| (topic, entry))
     }
 
+    /// The mailbox of a channel instance still on this connection: the in-memory test
+    /// connection hands it out as the channel's handle.
+    pub(crate) fn inbox_of(&self, instance: SubscriberId) -> Option<Inbox> {
+        let topic = self.topics.get(&instance)?;
+        self.channels.get(topic).map(|entry| entry.inbox.clone())
+    }
+
     /// A join for a topic with a channel: end the old instance without terminate, and
     /// join again; the old `phx_close` follows the new reply.
     fn replace(&mut self, msg: Message, out: &mut WriteQueue) {
@@ -206,6 +213,7 @@ impl Session {
             topic: msg.topic.clone(),
             // The channel's join ref is the join's `join_ref`, or its `ref` when null.
             join_ref: msg.join_ref.clone().or_else(|| msg.msg_ref.clone()),
+            socket_id: self.socket_id.as_ref().map(|(_, id)| id.clone()),
         });
         let mut assigns = self.assigns.clone();
         assigns.extend(route.assigns.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -6,14 +6,12 @@ use super::connect_pool::ConnectPool;
 use super::handshake::{self, Decision, Upgrade};
 use super::routes::Routes;
 use super::session::Session;
-use super::user_socket::Refusal;
 use crate::channel_runtime::ChannelRuntime;
 use crate::logging;
 use crate::telemetry::{Event, Outcome};
 use crate::transport::handler::{Answer, ConnectionLink, Opened, Peers, RequestHandler, Verdict};
 use crate::transport::http;
 use bytes::Bytes;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::server::Request;
@@ -50,22 +48,9 @@ fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink
     let Upgrade { mount, params, info, serializer, response } = upgrade;
     let socket = &mount.socket;
     let began = Instant::now();
-    let mut outcome = Outcome::Ok;
-    let verdict = catch_unwind(AssertUnwindSafe(|| {
-        (socket.connect)(&params, &info).map(|assigns| {
-            let id = (socket.id)(&assigns);
-            (assigns, id)
-        })
-    }))
-    .unwrap_or_else(|_| {
-        log::error!("connect panicked; refusing the connection with 403");
-        outcome = Outcome::Crashed;
-        Err(Refusal::forbidden())
-    });
+    let verdict = socket.run_connect(&params, &info);
     let took = began.elapsed();
-    if verdict.is_err() && outcome == Outcome::Ok {
-        outcome = Outcome::Refused;
-    }
+    let outcome = if verdict.is_ok() { Outcome::Ok } else { Outcome::Refused };
     runtime.telemetry.emit(|hook| {
         let params = logging::filter(&serde_json::Value::Object(params.clone()), &runtime.settings.filter_parameters);
         hook(&Event::SocketConnected {

@@ -8,6 +8,7 @@ use crate::params::Params;
 use crate::router::Route;
 use crate::socket::Assigns;
 use crate::transport::outbound::OutboundLimits;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,5 +211,24 @@ impl UserSocket {
     pub fn log_connect(mut self, level: Option<log::Level>) -> Self {
         self.settings.log_connect = level;
         self
+    }
+
+    /// Runs `connect`, then `id` on the assigns it returned: the connection's assigns
+    /// and socket id, or the refusal. A panicking `connect` or `id` refuses with 403.
+    pub(crate) fn run_connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<(Assigns, Option<String>), Refusal> {
+        catch_unwind(AssertUnwindSafe(|| {
+            (self.connect)(params, info).map(|assigns| {
+                let id = (self.id)(&assigns);
+                (assigns, id)
+            })
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("connect panicked; refusing the connection with 403");
+            Err(Refusal::forbidden())
+        })
     }
 }

@@ -1,8 +1,10 @@
 //! The channels of the standard socket: `Room` (every callback result chosen by the
 //! client), `Bare` (no `handle_info`) and `Named` (says which route started it), with
-//! the messages `Room` takes and how stop reasons are written.
+//! the messages `Room` takes and how stop reasons are written; and `Lobby`, the
+//! presence channel of the lobby socket.
 
 use super::events::Ctx;
+use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{Channel, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,7 +50,9 @@ pub const INTERCEPTED: [&str; 5] = ["out_push", "out_change", "out_drop", "out_s
 /// `payload`), `burst` (`count` numbered pushes, then reply), `async_reply`,
 /// `broadcast` / `broadcast_from` (`event`, `payload`), `subscribe` / `unsubscribe`
 /// (`topic`), `assigns`, `info` (a message to self, pushed back as `info`), `info_stop`,
-/// `info_boom`, `sleep` (`ms`). Anything else is answered ok with
+/// `info_boom`, `sleep` (`ms`), `socket_id`, `send_after` / `send_after_cancel` (a
+/// timer that pushes `event` with `payload` after `ms`; the second cancels it at once
+/// and replies whether it was pending). Anything else is answered ok with
 /// `{"unhandled": event}`.
 ///
 /// terminate records `terminate <topic> <reason>` and pushes `you_left`.
@@ -192,6 +196,18 @@ impl Channel for Room {
             }
             "assigns" => Handled::reply_ok(Value::Object(socket.assigns().clone())),
             "join_ref" => Handled::reply_ok(json!({"join_ref": socket.join_ref()})),
+            "socket_id" => Handled::reply_ok(json!({"socket_id": socket.socket_id()})),
+            "send_after" | "send_after_cancel" => {
+                let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(10);
+                let name = str_of(&payload, "event").unwrap_or("timer").to_owned();
+                let body = payload.get("payload").cloned().unwrap_or(json!({}));
+                let timer = socket.send_after(Duration::from_millis(ms), Msg::Push(name, body));
+                if event == "send_after" {
+                    Handled::ok()
+                } else {
+                    Handled::reply_ok(json!({"cancelled": timer.cancel()}))
+                }
+            }
             "info" => {
                 socket
                     .handle()
@@ -292,5 +308,28 @@ pub struct Named(pub &'static str);
 impl Channel for Named {
     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
         Ok(json!({"channel": self.0}).into())
+    }
+}
+
+/// Sent by `Lobby` to itself from `join`.
+struct AfterJoin;
+
+/// The lobby socket's channel: once joined, pushes the presence state, then tracks the
+/// connection's `user` assign with `{"device": "web"}`.
+pub struct Lobby;
+
+impl Channel for Lobby {
+    fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+        socket.handle().send(AfterJoin).unwrap();
+        Ok(Payload::empty())
+    }
+
+    fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+        if info.downcast::<AfterJoin>().is_ok() {
+            socket.push(PRESENCE_STATE, socket.presence_list()).unwrap();
+            let user = socket.assigns()["user"].as_str().unwrap().to_owned();
+            socket.track(&user, json!({"device": "web"})).unwrap();
+        }
+        Flow::Continue
     }
 }

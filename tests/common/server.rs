@@ -2,10 +2,11 @@
 //! `ServerBuilder` that changes its settings, and the running `Server` with its client
 //! shortcuts. Dropping a `Server` shuts the endpoint down.
 
-use super::channels::{Bare, Named, Room};
+use super::channels::{Bare, Lobby, Named, Room};
 use super::events::{Ctx, Events};
 use super::logs::init_logs;
 use phx_channels::client::{Client, ClientBuilder};
+use phx_channels::testing::{self, TestChannel, TestSocket, Timeouts};
 use phx_channels::{Assigns, Endpoint, EndpointBuilder, Refusal, UserSocket};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -58,6 +59,13 @@ pub fn standard_socket(ctx: &Ctx) -> UserSocket {
         .channel("exact", |_| Named("exact"))
 }
 
+/// A socket whose `connect` keeps the `user` param as an assign, with [`Lobby`] at `lobby`.
+pub fn lobby_socket() -> UserSocket {
+    UserSocket::new()
+        .connect(|params, _| Ok([("user".to_string(), params["user"].clone())].into_iter().collect()))
+        .channel("lobby", |_| Lobby)
+}
+
 // ---------------------------------------------------------------------------------------
 // The server.
 // ---------------------------------------------------------------------------------------
@@ -95,7 +103,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server on a free port.
     pub fn start(self) -> Server {
+        let (builder, ctx) = self.configured();
+        let endpoint = builder.start().expect("the test endpoint starts");
+        let addr = endpoint.local_addr().to_string();
+        Server { endpoint, addr, ctx }
+    }
+
+    /// Starts the server without a listener, for [`Server::connect`] (in memory).
+    pub fn start_in_memory(self) -> Server {
+        let (builder, ctx) = self.configured();
+        let endpoint = testing::endpoint(builder).expect("the test endpoint starts");
+        Server { endpoint, addr: String::new(), ctx }
+    }
+
+    fn configured(self) -> (EndpointBuilder, Ctx) {
         init_logs();
         let ctx = Ctx::default();
         let mut builder = Endpoint::builder()
@@ -107,9 +130,7 @@ impl ServerBuilder {
         for (path, tweak) in self.mounts {
             builder = builder.socket(&path, tweak(standard_socket(&ctx)));
         }
-        let endpoint = (self.endpoint)(builder).start().expect("the test endpoint starts");
-        let addr = endpoint.local_addr().to_string();
-        Server { endpoint, addr, ctx }
+        ((self.endpoint)(builder), ctx)
     }
 }
 
@@ -125,6 +146,15 @@ pub fn start() -> Server {
     server().start()
 }
 
+/// A server with the standard settings and no listener: connect with [`Server::connect`].
+pub fn in_memory() -> Server {
+    server().start_in_memory()
+}
+
+/// Assertions wait long enough for a machine busy with other work; refutations as Phoenix's.
+pub const TEST_TIMEOUTS: Timeouts =
+    Timeouts { assert: Duration::from_secs(5), refute: Duration::from_millis(100), sync: Duration::from_secs(5) };
+
 /// A builder for a server with other settings.
 pub fn server() -> ServerBuilder {
     ServerBuilder { socket: Box::new(|s| s), endpoint: Box::new(|e| e), mounts: Vec::new() }
@@ -138,6 +168,19 @@ impl Server {
     /// A client builder for this server (V2, `/socket`, 5 s timeout).
     pub fn builder(&self) -> ClientBuilder {
         Client::builder(&self.addr)
+    }
+
+    /// An in-memory connection to `/socket` with `params` (see [`TEST_TIMEOUTS`]).
+    pub fn connect(&self, params: Value) -> TestSocket {
+        let socket = testing::connect(&self.endpoint, "/socket", params).expect("the test socket connects");
+        socket.set_timeouts(TEST_TIMEOUTS);
+        socket
+    }
+
+    /// An in-memory connection that has joined `topic` and subscribed to it.
+    pub fn test_joined(&self, topic: &str) -> TestChannel {
+        let (_, channel) = self.connect(json!({})).subscribe_and_join(topic, json!({})).expect("the join succeeds");
+        channel
     }
 
     /// A connected V2 client.
