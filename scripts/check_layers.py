@@ -14,7 +14,7 @@ import sys
 LAYERS = [
     ("wire formats and values", {
         "payload", "message", "serializer", "error", "stats", "logging", "params", "origin",
-        "connect_info", "subscriber_id", "bounded", "info", "stop_reason", "token",
+        "connect_info", "subscriber_id", "bounded", "info", "stop_reason", "token", "base64",
     }),
     ("socket I/O and the client", {"transport", "client"}),
     ("channels and fan-out", {

@@ -80,6 +80,13 @@ counters! {
     panics,
     /// Connections closed for sending a frame that could not be decoded.
     malformed_frames,
+    /// Long-poll sessions open now.
+    long_poll_sessions,
+    /// Long-poll sessions opened since start.
+    long_poll_sessions_total,
+    /// Long-poll sessions closed because their client stopped polling (no poll for
+    /// 1.5 windows).
+    long_poll_abandoned,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {

@@ -22,6 +22,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) subscription_capacity: usize,
     pub(crate) presence_window: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_long_poll_sessions: usize,
     pub(crate) drain_batch_size: usize,
     pub(crate) drain_batch_interval: Duration,
 }
@@ -49,6 +50,7 @@ impl Default for EndpointConfig {
             subscription_capacity: 10_000,
             presence_window: Duration::from_millis(20),
             max_connections: 16_384,
+            max_long_poll_sessions: 16_384,
             drain_batch_size: 10_000,
             drain_batch_interval: Duration::from_secs(2),
         }

@@ -75,16 +75,18 @@ impl Running {
         log::info!("phx-channels endpoint on {} shut down", self.local_addr);
     }
 
-    /// Closes open connections in batches until none is left or `deadline` passes.
+    /// Closes open connections and long-poll sessions in batches until none is left or
+    /// `deadline` passes.
     fn drain(&self, mailboxes: &[Arc<Mailbox>], deadline: Instant) {
         let per_reactor = self.config.drain_batch_size.div_ceil(mailboxes.len());
-        let connections = self.sockets.runtime.stats.connections();
-        while connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        let stats = &self.sockets.runtime.stats;
+        let open = || stats.connections().load(Ordering::Relaxed) + stats.long_poll_sessions().load(Ordering::Relaxed);
+        while open() > 0 && Instant::now() < deadline {
             for mailbox in mailboxes {
                 mailbox.command(Command::Drain(per_reactor));
             }
             let next = (Instant::now() + self.config.drain_batch_interval).min(deadline);
-            while Instant::now() < next && connections.load(Ordering::Relaxed) > 0 {
+            while Instant::now() < next && open() > 0 {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

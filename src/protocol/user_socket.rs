@@ -7,6 +7,7 @@ use crate::origin::CheckOrigin;
 use crate::params::Params;
 use crate::router::Route;
 use crate::socket::Assigns;
+use crate::transport::long_poll::LongPollSettings;
 use crate::transport::outbound::OutboundLimits;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub(crate) struct SocketSettings {
     pub(crate) connect_info: Vec<ConnectInfoKey>,
     pub(crate) outbound: OutboundLimits,
     pub(crate) log_connect: Option<log::Level>,
+    /// The long-poll transport, off unless set.
+    pub(crate) long_poll: Option<LongPollSettings>,
 }
 
 impl Default for SocketSettings {
@@ -62,6 +65,7 @@ impl Default for SocketSettings {
             connect_info: Vec::new(),
             outbound: OutboundLimits::default(),
             log_connect: Some(log::Level::Info),
+            long_poll: None,
         }
     }
 }
@@ -209,6 +213,27 @@ impl UserSocket {
     /// The level of `CONNECTED TO` lines, or `None` for none; default info.
     pub fn log_connect(mut self, level: Option<log::Level>) -> Self {
         self.settings.log_connect = level;
+        self
+    }
+
+    /// Serves the long-poll transport too, at `<mount>/longpoll`, with `settings`; off
+    /// by default. Clients that cannot open a WebSocket (the official client's
+    /// `longPollFallbackMs`, or `transport: LongPoll`) poll over plain HTTP instead, with
+    /// the same `connect`, `check_origin`, channels, serializers and limits.
+    ///
+    /// ```
+    /// use phx_channels::{LongPollSettings, UserSocket};
+    /// use std::time::Duration;
+    ///
+    /// let socket = UserSocket::new().long_poll(LongPollSettings::new().window(Duration::from_secs(10)));
+    /// ```
+    ///
+    /// A session lives in this process, on the reactor that opened it, for as long as
+    /// its client polls; its token is signed with the endpoint's
+    /// [`secret_key_base`](crate::EndpointBuilder::secret_key_base). Behind a load
+    /// balancer with several servers, a client must keep reaching the same one.
+    pub fn long_poll(mut self, settings: LongPollSettings) -> Self {
+        self.settings.long_poll = Some(settings);
         self
     }
 }
