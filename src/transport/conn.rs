@@ -167,7 +167,7 @@ impl Conn {
 
     /// A long-poll request whose body is still to come (`request.body` holds what came
     /// with the head). It must arrive before the handshake deadline.
-    pub(super) fn read_body_of(&mut self, request: Box<LongPollRequest>, length: usize) {
+    pub(super) fn expect_body(&mut self, request: Box<LongPollRequest>, length: usize) {
         self.state = State::Body { request, length };
     }
 

@@ -6,9 +6,9 @@
 //! have no place there (Phoenix's long-poll carries text only): they are dropped, with a
 //! warning.
 
-use super::super::outbound::{Outbound, OutboundLimits};
-use super::super::write_queue::WriteQueue;
 use super::response;
+use crate::transport::outbound::{Outbound, OutboundLimits};
+use crate::transport::write_queue::WriteQueue;
 use bytes::Bytes;
 use std::collections::VecDeque;
 

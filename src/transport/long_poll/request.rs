@@ -2,8 +2,8 @@
 //! transport reads from them. A WebSocket upgrade is always a `GET`; long-poll
 //! requests are also `POST` with a body, `OPTIONS`, or anything else.
 
-use super::super::handler::LongPollRoute;
 use crate::params::parse_query;
+use crate::transport::handler::LongPollRoute;
 use serde_json::Value;
 use tungstenite::handshake::server::Request;
 use tungstenite::http::{self, HeaderMap, HeaderName, HeaderValue};

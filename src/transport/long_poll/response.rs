@@ -3,7 +3,7 @@
 //! and `cache-control: no-store`, and every answer allows any origin: the origin is
 //! checked on every request instead.
 
-use super::super::http;
+use crate::transport::http;
 use bytes::Bytes;
 
 const ALLOW_ANY_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");

@@ -4,14 +4,14 @@
 //!
 //! A session lives on one reactor, which does everything to it: no lock guards it.
 
-use super::super::handler::{ConnectionHandler, Disconnect, Hangup, OpenedSession};
-use super::super::mailbox::ConnKey;
-use super::super::outbound::{OutItem, Outbound};
-use super::super::write_queue::WriteQueue;
 use super::batch::BodyFrame;
 use super::messages::{Messages, Overflow};
 use super::response;
 use crate::stats::{self, Stats};
+use crate::transport::handler::{ConnectionHandler, Disconnect, Hangup, OpenedSession};
+use crate::transport::mailbox::ConnKey;
+use crate::transport::outbound::{OutItem, Outbound};
+use crate::transport::write_queue::WriteQueue;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,14 +10,14 @@
 //! window ends; a `POST` hands its frames to the session. Every answer closes its
 //! connection.
 
-use super::super::conn::{BodyRead, State};
-use super::super::handler::{Hangup, LongPollCheck, OpenedSession, Peers, SessionLink, WayBack};
-use super::super::long_poll::{
-    BodyError, End, HandOver, LongPollRequest, LongPollSession, Method, NotBase64, Poll, SessionId, frames, response,
-};
-use super::super::mailbox::{Command, ConnKey};
 use super::{Reactor, slot_of};
 use crate::stats;
+use crate::transport::conn::{BodyRead, State};
+use crate::transport::handler::{Hangup, LongPollCheck, OpenedSession, Peers, SessionLink, WayBack};
+use crate::transport::long_poll::{
+    BodyError, End, HandOver, LongPollRequest, LongPollSession, Method, NotBase64, Poll, SessionId, frames, response,
+};
+use crate::transport::mailbox::{Command, ConnKey};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -58,7 +58,7 @@ impl Reactor {
         };
         let interim = request.expects_continue() && request.body.len() < length;
         let Some(conn) = self.conn(slot) else { return };
-        conn.read_body_of(request, length);
+        conn.expect_body(request, length);
         if interim {
             conn.send_interim(Bytes::from_static(response::CONTINUE));
             self.flush(slot);
