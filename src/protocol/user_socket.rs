@@ -190,8 +190,8 @@ impl UserSocket {
         self
     }
 
-    /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol`, into
-    /// [`ConnectInfo::auth_token`].
+    /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol` (over
+    /// long-poll, in the `X-Phoenix-AuthToken` header), into [`ConnectInfo::auth_token`].
     pub fn auth_token(mut self, enabled: bool) -> Self {
         self.settings.auth_token = enabled;
         self
