@@ -5,11 +5,14 @@
 //! ```text
 //! cargo run --release --example parity -- --port 4807
 //! ```
+//!
+//! Every mount serves the WebSocket at `<mount>/websocket` and long-poll at
+//! `<mount>/longpoll` (2 s window).
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
-    StopReason, UserSocket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, LongPollSettings,
+    Payload, Refusal, Socket, StopReason, UserSocket,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -182,6 +185,11 @@ impl Channel for PresenceChannel {
     }
 }
 
+/// Every mount serves long-poll too, with a 2 s window.
+fn long_poll() -> LongPollSettings {
+    LongPollSettings::new().window(Duration::from_millis(2000))
+}
+
 /// The user socket: origin host example.com, 200 ms heartbeat timeout, `room:*` and `custom:*`.
 fn user_socket(with_connect_info: bool) -> UserSocket {
     let socket = UserSocket::new()
@@ -214,7 +222,8 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
         })
         .id(|assigns| assigns.get("user_id").and_then(Value::as_str).map(|id| format!("user_sockets:{id}")))
         .channel("room:*", |_| Room)
-        .channel("custom:*", |_| Custom);
+        .channel("custom:*", |_| Custom)
+        .long_poll(long_poll());
     if with_connect_info {
         socket.connect_info([
             ConnectInfoKey::XHeaders,
@@ -241,14 +250,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
         .channel("room:*", |_| Room)
-        .max_channels(1);
+        .max_channels(1)
+        .long_poll(long_poll());
     let bench = UserSocket::new()
         .check_origin(CheckOrigin::Off)
         .idle_timeout(Duration::from_secs(60))
         .log_connect(None)
         .channel("bench:*", |_| Bench { intercepts: false })
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
-        .channel("presence:*", |_| PresenceChannel { user: String::new() });
+        .channel("presence:*", |_| PresenceChannel { user: String::new() })
+        .long_poll(long_poll());
     let endpoint = Endpoint::builder()
         .bind(format!("127.0.0.1:{port}"))
         .host("example.com")

@@ -56,7 +56,8 @@
 //! # Where things are
 //!
 //! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.
-//! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits.
+//! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits;
+//!   [`LongPollSettings`] for the long-poll transport.
 //! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`], [`StopReason`], [`Info`]: what you implement.
 //! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with.
 //! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
@@ -72,6 +73,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod base64;
 mod base64url;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
@@ -126,6 +128,7 @@ pub use stats::StatsSnapshot;
 pub use stop_reason::StopReason;
 pub use subscriber_id::SubscriberId;
 pub use timer::TimerRef;
+pub use transport::long_poll::LongPollSettings;
 pub use transport::outbound::OutboundLimits;
 
 /// Compiles the README's example as a doc test, so it stays true.

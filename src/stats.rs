@@ -95,6 +95,13 @@ counters! {
     Counter panics,
     /// Connections closed for sending a frame that could not be decoded.
     Counter malformed_frames,
+    /// Long-poll sessions open now.
+    Gauge long_poll_sessions,
+    /// Long-poll sessions opened since start.
+    Counter long_poll_sessions_total,
+    /// Long-poll sessions closed because their client stopped polling (no poll for
+    /// 1.5 windows).
+    Counter long_poll_abandoned,
 }
 
 impl StatsSnapshot {

@@ -12,6 +12,7 @@
 //! raw-server --port P [--max-seconds S]
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
+//! longpoll   --url http://HOST:P/bench/longpoll [--count M] [-n N] [--server-pid PID]
 //! ```
 //!
 //! Every subcommand prints a human summary, then one JSON line that starts with
@@ -24,7 +25,7 @@
 //!
 //! This file holds the entry point and what every subcommand shares (`Res`,
 //! `wait_until`). The subcommands live in `connect`, `echo` (also `raw-echo`),
-//! `broadcast`, `raw_server` and `tcp_floor`; under them are `args` (the command
+//! `broadcast`, `raw_server`, `tcp_floor` and `longpoll` (plain blocking HTTP); under them are `args` (the command
 //! line), `ws` and `client` (the WebSocket client), `phoenix` (V2 frames), `probe`
 //! (/proc) and `report` (the figures and the printed output).
 
@@ -33,6 +34,7 @@ mod broadcast;
 mod client;
 mod connect;
 mod echo;
+mod longpoll;
 mod phoenix;
 mod probe;
 mod raw_server;
@@ -59,6 +61,7 @@ fn main() {
         "broadcast" => broadcast::broadcast(&args),
         "raw-server" => raw_server::raw_server(&args),
         "tcp-floor" => tcp_floor::tcp_floor(&args),
+        "longpoll" => longpoll::longpoll(&args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -15,13 +15,14 @@ use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
 use crate::transport::acceptor::Acceptor;
+use crate::transport::long_poll::SessionTokens;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The content type of the Prometheus text exposition format.
@@ -31,6 +32,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct EndpointBuilder {
     bind: String,
     host: String,
+    /// `None`: a random one, drawn at start.
+    secret_key_base: Option<String>,
     mounts: Vec<(String, UserSocket)>,
     statics: HashMap<String, StaticResponse>,
     config: EndpointConfig,
@@ -44,6 +47,7 @@ impl EndpointBuilder {
         EndpointBuilder {
             bind: "127.0.0.1:4000".into(),
             host: "localhost".into(),
+            secret_key_base: None,
             mounts: Vec::new(),
             statics: HashMap::new(),
             config: EndpointConfig::default(),
@@ -67,8 +71,28 @@ impl EndpointBuilder {
         self
     }
 
-    /// Mounts `socket` at `path`: clients connect to `<path>/websocket`. The path
-    /// may hold `:name` segments, whose values become connect params.
+    /// The endpoint's secret, which signs long-poll session tokens (Phoenix's
+    /// `secret_key_base`); default a random one drawn at start.
+    ///
+    /// Long-poll sessions live in memory and do not survive a restart whatever the
+    /// secret; a token also names the process that issued it, so a token from before a
+    /// restart, or from another server sharing the secret, finds no session here and its
+    /// client opens a new one. Set the secret to keep it out of the process's randomness,
+    /// for example from your deployment's secret store.
+    ///
+    /// ```
+    /// use phx_channels::Endpoint;
+    ///
+    /// let builder = Endpoint::builder().secret_key_base("a long random string from the secret store");
+    /// ```
+    pub fn secret_key_base(mut self, secret: impl Into<String>) -> Self {
+        self.secret_key_base = Some(secret.into());
+        self
+    }
+
+    /// Mounts `socket` at `path`: clients connect to `<path>/websocket` (and, if the
+    /// socket enables long-poll, poll at `<path>/longpoll`). The path may hold `:name`
+    /// segments, whose values become connect params.
     pub fn socket(mut self, path: &str, socket: UserSocket) -> Self {
         self.mounts.push((path.to_owned(), socket));
         self
@@ -157,6 +181,14 @@ impl EndpointBuilder {
     /// new connections get HTTP 503.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
+        self
+    }
+
+    /// Most long-poll sessions at once; default 16 384. Past that, a request for a new
+    /// session gets HTTP 503 (`Service Unavailable: too many long-poll sessions`), which
+    /// the official client retries after its reconnect delay.
+    pub fn max_long_poll_sessions(mut self, max: usize) -> Self {
+        self.config.max_long_poll_sessions = max;
         self
     }
 
@@ -325,11 +357,19 @@ impl EndpointBuilder {
         });
         let mounts: Vec<Arc<Mount>> =
             self.mounts.into_iter().map(|(path, socket)| Arc::new(Mount::new(&path, socket))).collect();
-        // Deadlines are checked often enough for the shortest idle timeout.
-        let shortest_idle = mounts.iter().map(|m| m.socket.settings.idle_timeout).min();
-        let tick = shortest_idle
-            .map_or(Duration::from_secs(1), |t| t / 4)
+        // Deadlines are checked often enough for the shortest idle timeout, and to end
+        // long-poll windows within a tenth of the shortest.
+        let idle = mounts.iter().map(|m| m.socket.settings.idle_timeout / 4);
+        let windows = mounts.iter().filter_map(|m| m.socket.settings.long_poll).map(|lp| lp.window / 10);
+        let tick = idle
+            .chain(windows)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let secret_key_base = match self.secret_key_base {
+            Some(secret) => secret,
+            None => random_secret()?,
+        };
         let sockets = Arc::new(Sockets {
             routes: Routes { mounts, statics, host: self.host },
             runtime,
@@ -345,6 +385,7 @@ impl EndpointBuilder {
                 handshake_timeout: config.handshake_timeout,
                 max_header_bytes: config.max_header_bytes,
                 max_connections: config.max_connections,
+                max_sessions: config.max_long_poll_sessions,
                 shutdown_timeout: config.shutdown_timeout,
                 tick,
             },
@@ -352,12 +393,16 @@ impl EndpointBuilder {
             stats,
             telemetry: config.telemetry.clone(),
             open_sockets: AtomicUsize::new(0),
+            open_sessions: AtomicUsize::new(0),
+            reactors: OnceLock::new(),
+            tokens: SessionTokens::new(&secret_key_base)?,
         });
+        let reactors = (0..config.reactors).map(|i| Reactor::new(context.clone(), i)).collect::<Result<Vec<_>, _>>()?;
+        let mailboxes: Vec<_> = reactors.iter().map(Reactor::mailbox).collect();
+        // Before any reactor runs: a long-poll request may move to any of them.
+        let _ = context.reactors.set(mailboxes.clone());
         let mut threads = Vec::new();
-        let mut mailboxes = Vec::new();
-        for i in 0..config.reactors {
-            let reactor = Reactor::new(context.clone())?;
-            mailboxes.push(reactor.mailbox());
+        for (i, reactor) in reactors.into_iter().enumerate() {
             threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || reactor.run())?);
         }
         let (acceptor, acceptor_stop) = Acceptor::new(listener, mailboxes.clone())?;
@@ -372,4 +417,11 @@ impl EndpointBuilder {
             mailboxes,
         )))
     }
+}
+
+/// A secret key base for an endpoint not given one: 64 random bytes, in hex.
+fn random_secret() -> Result<String, Error> {
+    let mut random = [0u8; 64];
+    getrandom::fill(&mut random).map_err(std::io::Error::other)?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -85,17 +85,19 @@ impl Running {
         }
     }
 
-    /// Closes open connections in batches until none is left or `deadline` passes.
+    /// Closes open connections and long-poll sessions in batches until none is left or
+    /// `deadline` passes.
     fn drain(&self, mailboxes: &[Arc<Mailbox>], deadline: Instant) {
         if mailboxes.is_empty() {
             return;
         }
         let per_reactor = self.config.drain_batch_size.div_ceil(mailboxes.len());
-        let connections = self.sockets.runtime.stats.connections();
-        while connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        let stats = &self.sockets.runtime.stats;
+        let open = || stats.connections().load(Ordering::Relaxed) + stats.long_poll_sessions().load(Ordering::Relaxed);
+        while open() > 0 && Instant::now() < deadline {
             self.sockets.runtime.telemetry.emit(|hook| {
                 hook(&Event::SocketDrain {
-                    connections: connections.load(Ordering::Relaxed),
+                    connections: open(),
                     batch_size: self.config.drain_batch_size,
                     interval: self.config.drain_batch_interval,
                 })
@@ -104,7 +106,7 @@ impl Running {
                 mailbox.command(Command::Drain(per_reactor));
             }
             let next = (Instant::now() + self.config.drain_batch_interval).min(deadline);
-            while Instant::now() < next && connections.load(Ordering::Relaxed) > 0 {
+            while Instant::now() < next && open() > 0 {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

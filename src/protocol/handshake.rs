@@ -1,9 +1,10 @@
 //! From a parsed HTTP request to a decision: a plain HTTP answer, or a WebSocket
 //! upgrade that waits for the socket's `connect`. Here are the socket-level checks:
 //! the path, the method, `check_origin`, subprotocols and the auth token, the wire
-//! format (`vsn`), and the connect info.
+//! format (`vsn`), and the connect info. The long-poll transport (`long_poll.rs`)
+//! makes the same checks with the same functions.
 
-use super::routes::{Mount, Routes};
+use super::routes::{Mount, PathParams, Routes};
 use super::user_socket::SocketSettings;
 use crate::connect_info::{ConnectInfo, RequestUri};
 use crate::origin::Origin;
@@ -27,19 +28,48 @@ pub(super) enum Decision {
     Connect(Box<Upgrade>),
 }
 
-/// A valid upgrade request, waiting for `connect`.
-pub(super) struct Upgrade {
+/// What a socket's `connect` is run with.
+pub(super) struct ConnectRequest {
     pub(super) mount: Arc<Mount>,
     pub(super) params: Params,
     pub(super) info: ConnectInfo,
     pub(super) serializer: Serializer,
+}
+
+/// A valid upgrade request, waiting for `connect`.
+pub(super) struct Upgrade {
+    pub(super) request: ConnectRequest,
     /// The `101 Switching Protocols` response.
     pub(super) response: Bytes,
 }
 
+/// A request's headers, and the host and port it was sent to.
+pub(super) struct Headers {
+    list: Vec<(String, String)>,
+    host: String,
+    port: u16,
+}
+
+impl Headers {
+    pub(super) fn of(request: &Request, peers: Peers) -> Headers {
+        let list: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        let host = list.iter().find(|(name, _)| name == "host").map_or("", |(_, value)| value.as_str());
+        let (host, port) = host_and_port(host, peers.local.port());
+        Headers { list, host, port }
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.list.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
 pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decision {
     let path = request.uri().path();
-    let query = request.uri().query().unwrap_or("");
     let is_get = request.method() == "GET";
     if let Some(page) = routes.statics.get(path)
         && (is_get || request.method() == "HEAD")
@@ -53,44 +83,16 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
         return Decision::Respond(http::response(400, "text/plain", b"", false));
     }
     let settings = &mount.socket.settings;
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let (host, port) = host_and_port(header("host").unwrap_or(""), peers.local.port());
-    let request_origin = Origin { scheme: Some("http".into()), host: Some(host.clone()), port: Some(port) };
-    if let Some(origin) = header("origin")
-        && !settings.check_origin.allows(origin, &routes.host, &request_origin)
-    {
-        log::error!(
-            "Could not check origin for Phoenix.Socket transport.\n\nOrigin of the request: {origin}\n\n\
-             This happens when you are attempting a socket connection to a different host than the one \
-             configured in your endpoint (phx-channels: EndpointBuilder::host), or the socket's check_origin \
-             (UserSocket::check_origin) does not list this origin."
-        );
+    let headers = Headers::of(request, peers);
+    if !origin_allowed(&headers, settings, routes) {
         return forbidden();
     }
-    let (protocol, auth_token) = match negotiate_protocols(header("sec-websocket-protocol"), settings) {
+    let (protocol, auth_token) = match negotiate_protocols(headers.get("sec-websocket-protocol"), settings) {
         Ok(found) => found,
         Err(refusal) => return Decision::Respond(refusal),
     };
-    let mut params = parse_query(query);
-    for (name, value) in path_params {
-        params.insert(name, Value::String(value));
-    }
-    let serializer = match params.get("vsn") {
-        None => Ok(Serializer::V1),
-        Some(Value::String(vsn)) => Serializer::negotiate(Some(vsn)),
-        Some(other) => Err(crate::serializer::VsnError::Invalid(other.to_string())),
-    };
-    let serializer = match serializer {
-        Ok(serializer) => serializer,
-        Err(err) => {
-            log::warn!("{err}");
-            return forbidden();
-        }
+    let Some(connect) = connect_request(request, mount, path_params, &headers, peers, auth_token) else {
+        return forbidden();
     };
     let mut response = match create_response(request) {
         Ok(response) => response,
@@ -105,10 +107,54 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
     if let Err(err) = write_response(&mut head, &response) {
         return Decision::Respond(http::text(400, &err.to_string()));
     }
+    Decision::Connect(Box::new(Upgrade { request: connect, response: Bytes::from(head) }))
+}
+
+/// The socket's `check_origin` on the request's `Origin` header (a request without one
+/// passes). A refusal is logged.
+pub(super) fn origin_allowed(headers: &Headers, settings: &SocketSettings, routes: &Routes) -> bool {
+    let Some(origin) = headers.get("origin") else { return true };
+    let request_origin =
+        Origin { scheme: Some("http".into()), host: Some(headers.host.clone()), port: Some(headers.port) };
+    if settings.check_origin.allows(origin, &routes.host, &request_origin) {
+        return true;
+    }
+    log::error!(
+        "Could not check origin for Phoenix.Socket transport.\n\nOrigin of the request: {origin}\n\n\
+         This happens when you are attempting a socket connection to a different host than the one \
+         configured in your endpoint (phx-channels: EndpointBuilder::host), or the socket's check_origin \
+         (UserSocket::check_origin) does not list this origin."
+    );
+    false
+}
+
+/// What `connect` is run with: the params (the query string's and the path's), the
+/// wire format their `vsn` asks for, and the connect info. `None` for a `vsn` the
+/// socket does not speak (logged).
+pub(super) fn connect_request(
+    request: &Request,
+    mount: &Arc<Mount>,
+    path_params: PathParams,
+    headers: &Headers,
+    peers: Peers,
+    auth_token: Option<Vec<u8>>,
+) -> Option<ConnectRequest> {
+    let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
+    let mut params = parse_query(query);
+    for (name, value) in path_params {
+        params.insert(name, Value::String(value));
+    }
+    let serializer = match params.get("vsn") {
+        None => Ok(Serializer::V1),
+        Some(Value::String(vsn)) => Serializer::negotiate(Some(vsn)),
+        Some(other) => Err(crate::serializer::VsnError::Invalid(other.to_string())),
+    };
+    let serializer = serializer.inspect_err(|err| log::warn!("{err}")).ok()?;
+    let (host, port) = (headers.host.clone(), headers.port);
     let uri = RequestUri { scheme: "http".into(), host, port, path: path.to_owned(), query: query.to_owned() };
-    let mut info = ConnectInfo::gather(&settings.connect_info, &headers, peers.remote, uri);
+    let mut info = ConnectInfo::gather(&mount.socket.settings.connect_info, &headers.list, peers.remote, uri);
     info.auth_token = auth_token;
-    Decision::Connect(Box::new(Upgrade { mount: mount.clone(), params, info, serializer, response: Bytes::from(head) }))
+    Some(ConnectRequest { mount: mount.clone(), params, info, serializer })
 }
 
 /// The answer to a request tungstenite does not parse (not `GET`, or not HTTP/1.1):
@@ -163,7 +209,7 @@ fn negotiate_protocols(header: Option<&str>, settings: &SocketSettings) -> Resul
         allowed.insert(0, "phoenix");
         if let Some(at) = offered.iter().position(|p| p.starts_with(TOKEN_PREFIX)) {
             let encoded = &offered.remove(at)[TOKEN_PREFIX.len()..];
-            match base64_decode(encoded) {
+            match crate::base64::decode(encoded) {
                 Some(bytes) => token = Some(bytes),
                 None => return Err(http::text(400, "malformed auth token")),
             }
@@ -183,47 +229,9 @@ fn negotiate_protocols(header: Option<&str>, settings: &SocketSettings) -> Resul
     }
 }
 
-/// Standard-alphabet base64 without padding (padding tolerated), as the JS client's
-/// `btoa` output with `=` removed.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let text = text.trim_end_matches('=').as_bytes();
-    if text.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_btoa_without_padding() {
-        assert_eq!(base64_decode("aGVsbG8").as_deref(), Some(&b"hello"[..]));
-        assert_eq!(base64_decode("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
-        assert_eq!(base64_decode("+/8").as_deref(), Some(&[0xfb, 0xff][..]));
-        assert_eq!(base64_decode("a"), None);
-        assert_eq!(base64_decode("a-b_"), None);
-    }
 
     #[test]
     fn protocols_are_ignored_without_configuration() {

@@ -1,5 +1,6 @@
 //! The endpoint's HTTP routes: the sockets mounted at their paths (`/socket` serves
-//! the WebSocket at `/socket/websocket`), and the static responses.
+//! the WebSocket at `/socket/websocket`, and long-poll at `/socket/longpoll` when the
+//! socket enables it), and the static responses.
 
 use super::user_socket::UserSocket;
 use bytes::Bytes;
@@ -45,32 +46,46 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    /// The socket mounted at `path`, with the params its path captures.
+    /// The socket whose WebSocket path is `path`, with the params its path captures.
     pub(crate) fn mount(&self, path: &str) -> Option<(&Arc<Mount>, PathParams)> {
-        self.mounts.iter().find_map(|mount| mount.matches(path).map(|params| (mount, params)))
+        self.mounts.iter().find_map(|mount| mount.matches(path, WEBSOCKET).map(|params| (mount, params)))
+    }
+
+    /// The socket whose long-poll path is `path`, if it enables long-poll: its index,
+    /// the mount, and the params its path captures.
+    pub(crate) fn long_poll_mount(&self, path: &str) -> Option<(usize, &Arc<Mount>, PathParams)> {
+        self.mounts.iter().enumerate().find_map(|(index, mount)| {
+            mount.socket.settings.long_poll?;
+            mount.matches(path, LONG_POLL).map(|params| (index, mount, params))
+        })
     }
 }
+
+/// The last segment of a mount's WebSocket path.
+const WEBSOCKET: &str = "websocket";
+/// The last segment of a mount's long-poll path.
+const LONG_POLL: &str = "longpoll";
 
 /// A socket mounted at a path.
 pub(crate) struct Mount {
     /// The mount path, as configured (for logs).
     pub(crate) path: String,
-    /// The WebSocket path's segments; `:name` segments capture connect params.
+    /// The mount path's segments; `:name` segments capture connect params.
     segments: Vec<String>,
     pub(crate) socket: Arc<UserSocket>,
 }
 
 impl Mount {
     pub(crate) fn new(path: &str, socket: UserSocket) -> Mount {
-        let ws_path = format!("{}/websocket", path.trim_end_matches('/'));
-        let segments = ws_path.split('/').map(str::to_owned).collect();
+        let segments = path.trim_end_matches('/').split('/').map(str::to_owned).collect();
         Mount { path: path.to_owned(), segments, socket: Arc::new(socket) }
     }
 
-    /// The path params if `path` is this mount's WebSocket path.
-    pub(crate) fn matches(&self, path: &str) -> Option<PathParams> {
+    /// The path params if `path` is this mount's path followed by `/<transport>`.
+    fn matches(&self, path: &str, transport: &str) -> Option<PathParams> {
+        let (path, last) = path.rsplit_once('/')?;
         let parts: Vec<&str> = path.split('/').collect();
-        if parts.len() != self.segments.len() {
+        if last != transport || parts.len() != self.segments.len() {
             return None;
         }
         let mut params = Vec::new();

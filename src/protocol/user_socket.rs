@@ -7,6 +7,7 @@ use crate::origin::CheckOrigin;
 use crate::params::Params;
 use crate::router::Route;
 use crate::socket::Assigns;
+use crate::transport::long_poll::LongPollSettings;
 use crate::transport::outbound::OutboundLimits;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub(crate) struct SocketSettings {
     pub(crate) connect_info: Vec<ConnectInfoKey>,
     pub(crate) outbound: OutboundLimits,
     pub(crate) log_connect: Option<log::Level>,
+    /// The long-poll transport, off unless set.
+    pub(crate) long_poll: Option<LongPollSettings>,
 }
 
 impl Default for SocketSettings {
@@ -63,6 +66,7 @@ impl Default for SocketSettings {
             connect_info: Vec::new(),
             outbound: OutboundLimits::default(),
             log_connect: Some(log::Level::Info),
+            long_poll: None,
         }
     }
 }
@@ -187,8 +191,8 @@ impl UserSocket {
         self
     }
 
-    /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol`, into
-    /// [`ConnectInfo::auth_token`].
+    /// Accepts the JS client's `authToken`, carried in `Sec-WebSocket-Protocol` (over
+    /// long-poll, in the `X-Phoenix-AuthToken` header), into [`ConnectInfo::auth_token`].
     pub fn auth_token(mut self, enabled: bool) -> Self {
         self.settings.auth_token = enabled;
         self
@@ -230,5 +234,26 @@ impl UserSocket {
             log::error!("connect panicked; refusing the connection with 403");
             Err(Refusal::forbidden())
         })
+    }
+
+    /// Serves the long-poll transport too, at `<mount>/longpoll`, with `settings`; off
+    /// by default. Clients that cannot open a WebSocket (the official client's
+    /// `longPollFallbackMs`, or `transport: LongPoll`) poll over plain HTTP instead, with
+    /// the same `connect`, `check_origin`, channels, serializers and limits.
+    ///
+    /// ```
+    /// use phx_channels::{LongPollSettings, UserSocket};
+    /// use std::time::Duration;
+    ///
+    /// let socket = UserSocket::new().long_poll(LongPollSettings::new().window(Duration::from_secs(10)));
+    /// ```
+    ///
+    /// A session lives in this process, on the reactor that opened it, for as long as
+    /// its client polls; its token is signed with the endpoint's
+    /// [`secret_key_base`](crate::EndpointBuilder::secret_key_base). Behind a load
+    /// balancer with several servers, a client must keep reaching the same one.
+    pub fn long_poll(mut self, settings: LongPollSettings) -> Self {
+        self.settings.long_poll = Some(settings);
+        self
     }
 }

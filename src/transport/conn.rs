@@ -1,8 +1,10 @@
 //! One connection as its reactor holds it: where it is in its life (reading the HTTP
-//! request, waiting for the application's verdict, speaking WebSocket, closing), its
-//! socket writer, and its deadline.
+//! request, waiting for the application's verdict, speaking WebSocket, closing; or,
+//! on a long-poll path, reading a body or holding a poll), its socket writer, and its
+//! deadline.
 
 use super::handler::{ConnectionHandler, Disconnect, Hangup, Opened};
+use super::long_poll::LongPollRequest;
 use super::outbound::OutItem;
 use super::socket_writer::SocketWriter;
 use super::write_queue::WriteQueue;
@@ -43,6 +45,10 @@ pub(super) enum State {
     Deciding { tail: Vec<u8> },
     /// Speaking WebSocket.
     Open { ws: Box<WebSocketContext>, handler: Box<dyn ConnectionHandler>, idle: Duration },
+    /// A long-poll request: reading its body, `length` bytes in all.
+    Body { request: Box<LongPollRequest>, length: usize },
+    /// A long-poll `GET` held until its session (by serial) has output or its window ends.
+    Held { session: u64 },
     /// Flushing the last bytes, then closing.
     Closing,
 }
@@ -59,6 +65,16 @@ pub(super) enum RequestRead {
     Parsed(Box<Request>),
     /// Something else, given whole.
     Unparsed(Vec<u8>),
+}
+
+/// What reading a long-poll request's body came to.
+pub(super) enum BodyRead {
+    /// Not all of it has arrived yet.
+    Partial,
+    /// The client went away before sending it all.
+    Gone,
+    /// The request, with its body.
+    Complete(Box<LongPollRequest>),
 }
 
 /// A close the connection asked for, after reading or applying its outbound queue.
@@ -147,6 +163,68 @@ impl Conn {
             Ok(None) => RequestRead::Partial,
             Err(_) => RequestRead::Unparsed(std::mem::take(buf)),
         }
+    }
+
+    /// A long-poll request whose body is still to come (`request.body` holds what came
+    /// with the head). It must arrive before the handshake deadline.
+    pub(super) fn expect_body(&mut self, request: Box<LongPollRequest>, length: usize) {
+        self.state = State::Body { request, length };
+    }
+
+    /// Reads what the socket has of a long-poll request's body.
+    pub(super) fn read_body(&mut self, stats: &Stats) -> BodyRead {
+        let State::Body { request, length } = &mut self.state else { return BodyRead::Partial };
+        let mut chunk = [0u8; 4096];
+        let mut gone = false;
+        while request.body.len() < *length {
+            let want = (*length - request.body.len()).min(chunk.len());
+            match (&**self.writer.stream()).read(&mut chunk[..want]) {
+                Ok(0) => {
+                    gone = true;
+                    break;
+                }
+                Ok(n) => {
+                    stats::add(stats.bytes_in(), n as u64);
+                    request.body.extend_from_slice(&chunk[..n]);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    gone = true;
+                    break;
+                }
+            }
+        }
+        if request.body.len() >= *length {
+            request.body.truncate(*length);
+            let State::Body { request, .. } = std::mem::replace(&mut self.state, State::Closing) else {
+                unreachable!("the state was matched above")
+            };
+            return BodyRead::Complete(request);
+        }
+        if gone { BodyRead::Gone } else { BodyRead::Partial }
+    }
+
+    /// Waits for the application's verdict on a new long-poll session.
+    pub(super) fn await_verdict(&mut self) {
+        self.state = State::Deciding { tail: Vec::new() };
+    }
+
+    /// Holds a long-poll `GET` for session `session` until `deadline`.
+    pub(super) fn hold(&mut self, session: u64, deadline: Instant) {
+        self.state = State::Held { session };
+        self.deadline = deadline;
+    }
+
+    /// Sends bytes now, before the answer (a `100 Continue`).
+    pub(super) fn send_interim(&mut self, bytes: Bytes) {
+        self.writer.queue().push(bytes);
+    }
+
+    /// The socket, to move the connection to another reactor; `None` if another
+    /// thread holds it too.
+    pub(super) fn into_stream(self) -> Option<Arc<TcpStream>> {
+        self.writer.into_stream()
     }
 
     /// Sends a plain HTTP answer, then closes.

@@ -5,7 +5,12 @@
 //! new connection's HTTP request, endpoint-wide; a [`ConnectionHandler`] is one open
 //! connection's protocol state. Nothing in the transport knows about channels, topics
 //! or the endpoint.
+//!
+//! A long-poll session drives a `ConnectionHandler` too: the request handler says
+//! which paths are long-poll ones ([`LongPollRoute`]) and opens sessions through a
+//! [`SessionLink`]; the transport does the rest.
 
+use super::long_poll::LongPollSettings;
 use super::mailbox::{ConnKey, Mailbox};
 use super::outbound::{OutItem, Outbound, OutboundLimits};
 use super::write_queue::WriteQueue;
@@ -46,6 +51,34 @@ pub(crate) trait RequestHandler: Send + Sync + 'static {
 
     /// Answers any other request head (another method or HTTP version, or garbage).
     fn unparsed_request(&self, head: &[u8]) -> Bytes;
+
+    /// Whether `request` (of any method) is for a long-poll path, and if so, whether
+    /// its origin may use it. Asked before the other two.
+    fn long_poll(&self, request: &Request, peers: Peers) -> Option<LongPollCheck>;
+
+    /// Opens a long-poll session for a `GET` without a valid token: runs the socket's
+    /// `connect` off the reactor, and answers through `link`.
+    fn open_session(&self, request: &Request, peers: Peers, link: SessionLink);
+}
+
+/// A socket mount's long-poll transport, as the transport needs to know it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LongPollRoute {
+    /// The mount's index: a session's token is good on its own mount only.
+    pub(crate) mount: usize,
+    pub(crate) settings: LongPollSettings,
+    /// The largest frame a client may send.
+    pub(crate) max_frame_size: usize,
+    /// Bounds of a session's output waiting for a poll (and of its outbound queue).
+    pub(crate) limits: OutboundLimits,
+}
+
+/// What the layer above says of a request on a long-poll path.
+pub(crate) enum LongPollCheck {
+    /// Its origin is not allowed: `{"status":403}`.
+    Forbidden,
+    /// Serve it.
+    Serve(LongPollRoute),
 }
 
 /// Why an open connection is ending.
@@ -88,12 +121,26 @@ pub(crate) struct Opened {
     pub(crate) max_frame_size: usize,
 }
 
-/// The application's verdict on an upgrade.
+/// A long-poll session the application accepted.
+pub(crate) struct OpenedSession {
+    pub(crate) handler: Box<dyn ConnectionHandler>,
+    /// Made with [`SessionLink::outbound`].
+    pub(crate) outbound: Arc<Outbound>,
+    pub(crate) route: LongPollRoute,
+    /// The session's serial on the reactor.
+    pub(crate) serial: u64,
+}
+
+/// The application's verdict on an upgrade or a new long-poll session.
 pub(crate) enum Verdict {
     /// Send this HTTP response and close.
     Refuse(Bytes),
     /// Speak WebSocket.
     Open(Box<Opened>),
+    /// Start the long-poll session.
+    Session(Box<OpenedSession>),
+    /// No long-poll session: `{"status":403}`.
+    NoSession,
 }
 
 /// Where a reactor receives verdicts.
@@ -101,37 +148,78 @@ pub(super) type Verdicts = Sender<(ConnKey, Verdict)>;
 /// A reactor's end of [`Verdicts`].
 pub(super) type VerdictReceiver = Receiver<(ConnKey, Verdict)>;
 
-/// What the application gets to build an open connection with: its outbound queue,
-/// and the way back to its reactor.
-pub(crate) struct ConnectionLink {
+/// The way back to the reactor that holds a connection waiting for a verdict.
+pub(crate) struct WayBack {
     key: ConnKey,
     mailbox: Arc<Mailbox>,
     verdicts: Verdicts,
-    stream: Arc<TcpStream>,
     stats: Arc<Stats>,
 }
 
+impl WayBack {
+    pub(super) fn new(key: ConnKey, mailbox: Arc<Mailbox>, verdicts: Verdicts, stats: Arc<Stats>) -> Self {
+        WayBack { key, mailbox, verdicts, stats }
+    }
+
+    fn deliver(self, verdict: Verdict) {
+        // The reactor outlives every link it made, so the receiver is there to take it.
+        let _ = self.verdicts.send((self.key, verdict));
+        self.mailbox.wake();
+    }
+}
+
+/// What the application gets to build an open connection with: its outbound queue,
+/// and the way back to its reactor.
+pub(crate) struct ConnectionLink {
+    back: WayBack,
+    stream: Arc<TcpStream>,
+}
+
 impl ConnectionLink {
-    pub(super) fn new(
-        key: ConnKey,
-        mailbox: Arc<Mailbox>,
-        verdicts: Verdicts,
-        stream: Arc<TcpStream>,
-        stats: Arc<Stats>,
-    ) -> Self {
-        ConnectionLink { key, mailbox, verdicts, stream, stats }
+    pub(super) fn new(back: WayBack, stream: Arc<TcpStream>) -> Self {
+        ConnectionLink { back, stream }
     }
 
     /// The connection's outbound queue, with `limits`.
     pub(crate) fn outbound(&self, limits: OutboundLimits) -> Arc<Outbound> {
-        let stream = Some(self.stream.clone());
-        Arc::new(Outbound::new(self.key, self.mailbox.clone(), limits, self.stats.clone(), stream))
+        let WayBack { key, mailbox, stats, .. } = &self.back;
+        Arc::new(Outbound::new(*key, mailbox.clone(), limits, stats.clone(), Some(self.stream.clone())))
     }
 
     /// Hands the verdict to the connection's reactor.
     pub(crate) fn deliver(self, verdict: Verdict) {
-        // The reactor outlives every link it made, so the receiver is there to take it.
-        let _ = self.verdicts.send((self.key, verdict));
-        self.mailbox.wake();
+        self.back.deliver(verdict);
+    }
+}
+
+/// What the application gets to open a long-poll session with: the session's outbound
+/// queue, and the way back to the reactor that holds the request.
+pub(crate) struct SessionLink {
+    back: WayBack,
+    route: LongPollRoute,
+    serial: u64,
+}
+
+impl SessionLink {
+    /// The link of a `GET` asking for session `serial` on `route`.
+    pub(super) fn new(back: WayBack, route: LongPollRoute, serial: u64) -> Self {
+        SessionLink { back, route, serial }
+    }
+
+    /// The session's outbound queue, with the route's limits.
+    pub(crate) fn outbound(&self) -> Arc<Outbound> {
+        let WayBack { mailbox, stats, .. } = &self.back;
+        Arc::new(Outbound::for_session(self.serial, mailbox.clone(), self.route.limits, stats.clone()))
+    }
+
+    /// Starts the session, whose protocol state is `handler`.
+    pub(crate) fn open(self, handler: Box<dyn ConnectionHandler>, outbound: Arc<Outbound>) {
+        let opened = OpenedSession { handler, outbound, route: self.route, serial: self.serial };
+        self.back.deliver(Verdict::Session(Box::new(opened)));
+    }
+
+    /// Refuses the session.
+    pub(crate) fn refuse(self) {
+        self.back.deliver(Verdict::NoSession);
     }
 }

@@ -11,6 +11,8 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -21,12 +23,28 @@ fn reason(status: u16) -> &'static str {
 
 /// A complete HTTP/1.1 response that closes the connection.
 pub(crate) fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Bytes {
+    response_with(status, content_type, &[], body, head_only)
+}
+
+/// A complete HTTP/1.1 response that closes the connection, with `headers` besides
+/// the usual ones.
+pub(crate) fn response_with(
+    status: u16,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    head_only: bool,
+) -> Bytes {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\n",
         reason(status),
         body.len()
-    )
-    .into_bytes();
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    let mut out = out.into_bytes();
     if !head_only {
         out.extend_from_slice(body);
     }

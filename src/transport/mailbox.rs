@@ -1,6 +1,8 @@
-//! How other threads reach a reactor: a mailbox of commands and of connections with
-//! queued output, and one `mio::Waker` whose wake-ups are coalesced.
+//! How other threads reach a reactor: a mailbox of commands and of connections (and
+//! long-poll sessions) with queued output, and one `mio::Waker` whose wake-ups are
+//! coalesced.
 
+use super::long_poll::HandOver;
 use mio::Waker;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
@@ -14,6 +16,15 @@ pub(crate) struct ConnKey {
     pub(crate) serial: u64,
 }
 
+/// Whose output is queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recipient {
+    /// An open WebSocket connection.
+    Conn(ConnKey),
+    /// A long-poll session, by its serial on the reactor.
+    Session(u64),
+}
+
 /// What other threads ask of a reactor.
 pub(crate) enum Command {
     /// A new TCP connection from the acceptor.
@@ -23,6 +34,8 @@ pub(crate) enum Command {
     Drain(usize),
     /// Drain what is left, and stop once every connection is gone.
     Stop,
+    /// A long-poll request for a session this reactor holds, read by another reactor.
+    HandOver(Box<HandOver>),
 }
 
 pub(crate) struct Mailbox {
@@ -32,7 +45,7 @@ pub(crate) struct Mailbox {
 
 #[derive(Default)]
 pub(crate) struct Mail {
-    pub(crate) ready: Vec<ConnKey>,
+    pub(crate) ready: Vec<Recipient>,
     pub(crate) commands: Vec<Command>,
     woken: bool,
 }
@@ -42,9 +55,9 @@ impl Mailbox {
         Mailbox { waker, mail: Mutex::new(Mail::default()) }
     }
 
-    /// The connection has output queued.
-    pub(crate) fn ready(&self, key: ConnKey) {
-        self.post(|mail| mail.ready.push(key));
+    /// The connection or session has output queued.
+    pub(crate) fn ready(&self, recipient: Recipient) {
+        self.post(|mail| mail.ready.push(recipient));
     }
 
     pub(crate) fn command(&self, command: Command) {

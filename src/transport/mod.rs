@@ -1,5 +1,6 @@
 //! Sockets and bytes: the acceptor, the reactors (mio), each connection's state and
-//! writer, and the outbound queues other threads hand frames to.
+//! writer, the outbound queues other threads hand frames to, and the long-poll
+//! transport (`long_poll/`), whose sessions the reactors hold.
 //!
 //! Nothing here knows about channels, topics or the endpoint: what a request or a
 //! frame means is decided by the layer above, through the traits in `handler.rs`.
@@ -8,6 +9,7 @@ pub(crate) mod acceptor;
 mod conn;
 pub(crate) mod handler;
 pub(crate) mod http;
+pub(crate) mod long_poll;
 pub(crate) mod mailbox;
 pub(crate) mod outbound;
 pub(crate) mod reactor;

@@ -16,7 +16,7 @@
 //! topic's pacer says so (`pubsub/pacer.rs`), since under load the reactor's batched
 //! writes cost less.
 
-use super::mailbox::{ConnKey, Mailbox};
+use super::mailbox::{ConnKey, Mailbox, Recipient};
 use crate::serializer::Frame;
 use crate::stats::{self, Stats};
 use crate::subscriber_id::SubscriberId;
@@ -86,7 +86,7 @@ pub(crate) enum Refused {
 }
 
 pub(crate) struct Outbound {
-    key: ConnKey,
+    recipient: Recipient,
     mailbox: Arc<Mailbox>,
     limits: OutboundLimits,
     stats: Arc<Stats>,
@@ -128,6 +128,22 @@ impl Outbound {
         stats: Arc<Stats>,
         stream: Option<Arc<TcpStream>>,
     ) -> Self {
+        Outbound::with_recipient(Recipient::Conn(key), mailbox, limits, stats, stream)
+    }
+
+    /// The queue of long-poll session `serial`: there is no socket to write to, so
+    /// every item waits for the reactor.
+    pub(crate) fn for_session(serial: u64, mailbox: Arc<Mailbox>, limits: OutboundLimits, stats: Arc<Stats>) -> Self {
+        Outbound::with_recipient(Recipient::Session(serial), mailbox, limits, stats, None)
+    }
+
+    fn with_recipient(
+        recipient: Recipient,
+        mailbox: Arc<Mailbox>,
+        limits: OutboundLimits,
+        stats: Arc<Stats>,
+        stream: Option<Arc<TcpStream>>,
+    ) -> Self {
         let state = State {
             items: Vec::new(),
             frames: 0,
@@ -140,7 +156,7 @@ impl Outbound {
             unfinished: None,
             killed: HashSet::new(),
         };
-        Outbound { key, mailbox, limits, stats, state: Mutex::new(state) }
+        Outbound { recipient, mailbox, limits, stats, state: Mutex::new(state) }
     }
 
     /// Writes a frame directly when `delivery` allows it and the reactor is idle for this
@@ -216,7 +232,7 @@ impl Outbound {
         if !state.scheduled {
             state.scheduled = true;
             drop(state);
-            self.mailbox.ready(self.key);
+            self.mailbox.ready(self.recipient);
         }
     }
 

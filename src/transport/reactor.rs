@@ -1,21 +1,28 @@
 //! A reactor: one thread, one `mio::Poll`, many connections. It turns socket events,
 //! mail from other threads and deadlines into calls on the connections it holds
-//! (`conn.rs`). It never blocks and never runs user code.
+//! (`conn.rs`), and on the long-poll sessions it holds (`reactor/long_poll.rs`). It
+//! never blocks and never runs user code.
+
+mod long_poll;
 
 use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
-use super::handler::{Answer, ConnectionLink, Hangup, Peers, RequestHandler, Verdict, VerdictReceiver, Verdicts};
+use super::handler::{
+    Answer, ConnectionLink, Hangup, Peers, RequestHandler, Verdict, VerdictReceiver, Verdicts, WayBack,
+};
 use super::http;
-use super::mailbox::{Command, ConnKey, Mail, Mailbox};
+use super::long_poll::{End, LongPollSession, SessionTokens, parse_head};
+use super::mailbox::{Command, ConnKey, Mail, Mailbox, Recipient};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
 use crate::stats::{self, Stats};
 use crate::telemetry::{Event, Telemetry};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 const WAKER: Token = Token(usize::MAX);
@@ -28,9 +35,17 @@ pub(crate) struct ReactorContext {
     pub(crate) telemetry: Telemetry,
     /// TCP connections held by the reactors, in any state (for the connection cap).
     pub(crate) open_sockets: AtomicUsize,
+    /// Long-poll sessions open or opening (for the session cap).
+    pub(crate) open_sessions: AtomicUsize,
+    /// Every reactor's mailbox, by index: where a long-poll request goes when its
+    /// session is on another reactor. Set once, before the reactors start.
+    pub(crate) reactors: OnceLock<Vec<Arc<Mailbox>>>,
+    pub(crate) tokens: SessionTokens,
 }
 
 pub(crate) struct Reactor {
+    /// This reactor's index in `context.reactors`.
+    index: usize,
     poll: Poll,
     mailbox: Arc<Mailbox>,
     context: Arc<ReactorContext>,
@@ -40,14 +55,17 @@ pub(crate) struct Reactor {
     next_serial: u64,
     mail: Mail,
     items: Vec<OutItem>,
+    /// Long-poll sessions, by serial.
+    sessions: HashMap<u64, LongPollSession>,
     stopping: Option<Instant>,
 }
 
 impl Reactor {
-    pub(crate) fn new(context: Arc<ReactorContext>) -> io::Result<Reactor> {
+    pub(crate) fn new(context: Arc<ReactorContext>, index: usize) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         Ok(Reactor {
+            index,
             poll,
             mailbox: Arc::new(Mailbox::new(waker)),
             context,
@@ -57,6 +75,7 @@ impl Reactor {
             next_serial: 0,
             mail: Mail::default(),
             items: Vec::new(),
+            sessions: HashMap::new(),
             stopping: None,
         })
     }
@@ -96,7 +115,7 @@ impl Reactor {
                 next_scan = now + tick;
             }
             if let Some(deadline) = self.stopping
-                && (self.conns.iter().all(Option::is_none) || now >= deadline)
+                && ((self.conns.iter().all(Option::is_none) && self.sessions.is_empty()) || now >= deadline)
             {
                 return;
             }
@@ -114,13 +133,17 @@ impl Reactor {
                     self.stopping = Some(Instant::now() + self.context.settings.shutdown_timeout);
                     self.drain(usize::MAX);
                 }
+                Command::HandOver(hand_over) => self.adopt_hand_over(*hand_over),
             }
         }
         while let Ok((key, verdict)) = self.verdicts.1.try_recv() {
             self.decided(key, verdict);
         }
-        for key in mail.ready.drain(..) {
-            self.drain_outbound(key);
+        for recipient in mail.ready.drain(..) {
+            match recipient {
+                Recipient::Conn(key) => self.drain_outbound(key),
+                Recipient::Session(serial) => self.session_output(serial),
+            }
         }
         self.mail = mail;
     }
@@ -129,32 +152,42 @@ impl Reactor {
         slot_of(&mut self.conns, slot)
     }
 
-    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
         if self.stopping.is_some() {
             return;
         }
         let max = self.context.settings.max_connections;
         let over = self.context.open_sockets.fetch_add(1, Ordering::Relaxed) >= max;
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        if let Err(err) =
-            self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
-        {
-            log::error!("cannot register a connection: {err}");
-            self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
-            self.free.push(slot);
-            return;
-        }
         let _ = stream.set_nodelay(true);
-        self.next_serial += 1;
-        let handshake_timeout = self.context.settings.handshake_timeout;
-        self.conns[slot] = Some(Conn::new(Arc::new(stream), peer, self.next_serial, handshake_timeout));
+        let Some(slot) = self.register(Arc::new(stream), peer) else { return };
         if over {
             log::warn!("refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
         }
+    }
+
+    /// Registers a socket (counted in `open_sockets`) and holds it in a new slot.
+    /// Returns the slot, or `None` (the socket dropped and uncounted) if the socket
+    /// cannot be registered.
+    fn register(&mut self, mut stream: Arc<TcpStream>, peer: SocketAddr) -> Option<usize> {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let registered = match Arc::get_mut(&mut stream) {
+            Some(stream) => self.poll.registry().register(stream, Token(slot), Interest::READABLE | Interest::WRITABLE),
+            None => Err(io::Error::other("the socket is shared")),
+        };
+        if let Err(err) = registered {
+            log::error!("cannot register a connection: {err}");
+            self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
+            self.free.push(slot);
+            return None;
+        }
+        self.next_serial += 1;
+        let handshake_timeout = self.context.settings.handshake_timeout;
+        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout));
+        Some(slot)
     }
 
     fn on_readable(&mut self, slot: usize) {
@@ -164,6 +197,12 @@ impl Reactor {
             State::Open { .. } => self.read_frames(slot),
             // Reading waits for the verdict; the bytes stay in the kernel until then.
             State::Deciding { .. } => {}
+            State::Body { .. } => self.read_body(slot),
+            State::Held { .. } => {
+                if conn.discard_input() {
+                    self.drop_conn(slot);
+                }
+            }
             State::Closing => {
                 if conn.discard_input() {
                     self.drop_conn(slot);
@@ -186,18 +225,36 @@ impl Reactor {
                 self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
             }
             RequestRead::Parsed(request) => {
-                let stream = conn.writer.stream().clone();
-                let local = stream.local_addr().unwrap_or(peer);
+                let local = conn.writer.stream().local_addr().unwrap_or(peer);
+                let peers = Peers { remote: peer, local };
+                if let Some(check) = context.handler.long_poll(&request, peers) {
+                    let tail = match &mut conn.state {
+                        State::Deciding { tail } => std::mem::take(tail),
+                        _ => Vec::new(),
+                    };
+                    return self.long_poll_request(slot, *request, tail, check, peers);
+                }
                 let key = ConnKey { slot, serial: conn.serial };
-                let link = ConnectionLink::new(key, mailbox, verdicts, stream, context.stats.clone());
-                match context.handler.request(&request, Peers { remote: peer, local }, link) {
+                let stream = conn.writer.stream().clone();
+                let link = ConnectionLink::new(WayBack::new(key, mailbox, verdicts, context.stats.clone()), stream);
+                match context.handler.request(&request, peers, link) {
                     Answer::Respond(bytes) => self.respond(slot, bytes),
                     Answer::Deciding => {}
                 }
             }
-            RequestRead::Unparsed(head) => {
-                // tungstenite parses only `GET` over HTTP/1.1; anything else that has a
-                // request line still gets the answer its path calls for.
+            RequestRead::Unparsed(mut head) => {
+                // tungstenite parses only `GET` over HTTP/1.1: a long-poll request may be
+                // anything else.
+                if let Some((len, request)) = parse_head(&head) {
+                    let local = conn.writer.stream().local_addr().unwrap_or(peer);
+                    let peers = Peers { remote: peer, local };
+                    if let Some(check) = context.handler.long_poll(&request, peers) {
+                        let tail = head.split_off(len);
+                        return self.long_poll_request(slot, request, tail, check, peers);
+                    }
+                }
+                // Anything else that has a request line still gets the answer its path
+                // calls for.
                 log::debug!("request from {peer} is not a WebSocket GET");
                 let answer = context.handler.unparsed_request(&head);
                 self.refuse(slot, answer);
@@ -218,6 +275,11 @@ impl Reactor {
     }
 
     fn decided(&mut self, key: ConnKey, verdict: Verdict) {
+        let verdict = match verdict {
+            Verdict::Session(opened) => return self.session_opened(key, *opened),
+            Verdict::NoSession => return self.session_refused(key),
+            verdict => verdict,
+        };
         let Some(conn) = slot_of(&mut self.conns, key.slot).filter(|conn| conn.serial == key.serial) else { return };
         if !matches!(conn.state, State::Deciding { .. }) {
             return;
@@ -231,6 +293,7 @@ impl Reactor {
                 self.read_frames(key.slot);
                 self.drain_outbound(key);
             }
+            Verdict::Session(_) | Verdict::NoSession => unreachable!("long-poll verdicts are taken above"),
         }
     }
 
@@ -268,6 +331,9 @@ impl Reactor {
 
     fn drop_conn(&mut self, slot: usize) {
         let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        if let State::Held { session } = conn.state {
+            self.unhold(session, ConnKey { slot, serial: conn.serial });
+        }
         conn.end_session(Hangup::Closed, &self.context.stats);
         // The outbound queue let go of the socket when the session ended, so this is
         // the last handle; closing the descriptor would also take it out of the poll.
@@ -279,8 +345,10 @@ impl Reactor {
     }
 
     /// Closes connections past their deadline: idle ones, stalled handshakes, and
-    /// closing ones that would not take their last bytes.
+    /// closing ones that would not take their last bytes; answers held polls whose
+    /// window has ended; and ends long-poll sessions whose client stopped polling.
     fn expire(&mut self, now: Instant) {
+        self.expire_sessions(now);
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conn(slot) else { continue };
             if now < conn.deadline {
@@ -299,10 +367,11 @@ impl Reactor {
                     conn.close(&idle, Hangup::Closed, &self.context.stats);
                     self.flush(slot);
                 }
-                State::Handshake { .. } => {
+                State::Handshake { .. } | State::Body { .. } => {
                     log::info!("closing the connection from {}: handshake timeout", conn.peer);
                     self.refuse(slot, http::text(408, "Request Timeout"));
                 }
+                State::Held { .. } => self.window_ended(slot),
                 State::Deciding { .. } => {}
                 State::Closing => self.drop_conn(slot),
             }
@@ -310,8 +379,9 @@ impl Reactor {
     }
 
     /// Server shutdown, one batch: up to `count` connections' channels drain and the
-    /// connections close with 1012 so clients reconnect elsewhere. Connections still
-    /// in their handshake are dropped.
+    /// connections close with 1012 so clients reconnect elsewhere; then long-poll
+    /// sessions, up to the same count in all. Connections still in their handshake are
+    /// dropped.
     fn drain(&mut self, mut count: usize) {
         for slot in 0..self.conns.len() {
             let Some(conn) = slot_of(&mut self.conns, slot) else { continue };
@@ -322,9 +392,13 @@ impl Reactor {
                     conn.close(&restart, Hangup::Draining, &self.context.stats);
                     self.flush(slot);
                 }
-                State::Handshake { .. } | State::Deciding { .. } => self.drop_conn(slot),
+                State::Handshake { .. } | State::Deciding { .. } | State::Body { .. } => self.drop_conn(slot),
                 _ => {}
             }
+        }
+        let draining: Vec<u64> = self.sessions.keys().copied().take(count).collect();
+        for serial in draining {
+            self.end_session(serial, End::Draining);
         }
     }
 }

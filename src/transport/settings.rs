@@ -11,8 +11,10 @@ pub(crate) struct TransportSettings {
     pub(crate) max_header_bytes: usize,
     /// Most TCP connections at once, in any state; past that, new ones get 503.
     pub(crate) max_connections: usize,
+    /// Most long-poll sessions at once; past that, a new one gets 503.
+    pub(crate) max_sessions: usize,
     /// How long a stopping reactor waits for its connections to close.
     pub(crate) shutdown_timeout: Duration,
-    /// How often deadlines (idle, handshake, closing) are checked.
+    /// How often deadlines (idle, handshake, closing, long-poll windows) are checked.
     pub(crate) tick: Duration,
 }

@@ -36,6 +36,11 @@ impl SocketWriter {
         Arc::get_mut(&mut self.stream)
     }
 
+    /// The socket, if nothing is queued to write to it and no other thread holds it.
+    pub(super) fn into_stream(self) -> Option<Arc<TcpStream>> {
+        (self.queue.is_empty() && self.outbound.is_none()).then_some(self.stream)
+    }
+
     /// The socket to read from, and the queue for what reading calls for.
     pub(super) fn parts(&mut self) -> (&TcpStream, &mut WriteQueue) {
         (&self.stream, &mut self.queue)

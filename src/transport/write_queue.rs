@@ -57,6 +57,13 @@ impl WriteQueue {
         self.entries.is_empty()
     }
 
+    /// Takes every queued frame, in order, with whether it counts against the outbound
+    /// limits: for a transport that does not write frames to a socket (long-poll).
+    pub(crate) fn take_frames(&mut self) -> impl Iterator<Item = (Bytes, bool)> + '_ {
+        debug_assert!(self.offset == 0, "nothing of a taken frame is written");
+        self.entries.drain(..).map(|entry| (entry.bytes, entry.counted))
+    }
+
     /// Drops every frame not yet started; returns the counted frames and bytes dropped.
     pub(crate) fn discard_unstarted(&mut self) -> (usize, usize) {
         let keep = usize::from(self.offset > 0 || self.entries.front().is_some_and(|e| e.started));

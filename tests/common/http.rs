@@ -37,8 +37,13 @@ pub fn upgrade_request(target: &str, headers: &[(&str, &str)]) -> String {
 /// Sends `request` as is and reads the response head (and body, by content-length).
 /// Leaves the stream open; a 101 response is followed by WebSocket frames.
 pub fn http_exchange(addr: &str, request: &str) -> (HttpResponse, TcpStream) {
+    http_exchange_within(addr, request, Duration::from_secs(5))
+}
+
+/// [`http_exchange`], waiting up to `timeout` for each read.
+pub fn http_exchange_within(addr: &str, request: &str, timeout: Duration) -> (HttpResponse, TcpStream) {
     let mut stream = TcpStream::connect(addr).expect("TCP connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];

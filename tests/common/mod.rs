@@ -7,8 +7,8 @@
 //!
 //! One file per job: `server` (the standard socket and the test server), `channels`
 //! (the channels it routes to), `events` (what they record, and waiting for it),
-//! `messages` (client-side message helpers), `http` (raw HTTP), `raw_ws` (the raw
-//! WebSocket), `logs` and `process` (thread and file counts). This file re-exports
+//! `messages` (client-side message helpers), `http` (raw HTTP), `long_poll` (raw
+//! long-poll requests), `raw_ws` (the raw WebSocket), `logs` and `process` (thread and file counts). This file re-exports
 //! them all, so a test's `use common::*;` reaches everything.
 #![allow(dead_code)]
 
@@ -16,6 +16,7 @@ mod channels;
 mod events;
 mod http;
 mod logs;
+mod long_poll;
 mod messages;
 mod process;
 mod raw_ws;
@@ -23,4 +24,4 @@ mod server;
 
 // Each test binary uses some of these and not others: what one leaves unused is no fault.
 #[allow(unused_imports)]
-pub use {channels::*, events::*, http::*, logs::*, messages::*, process::*, raw_ws::*, server::*};
+pub use {channels::*, events::*, http::*, logs::*, long_poll::*, messages::*, process::*, raw_ws::*, server::*};

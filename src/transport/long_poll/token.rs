@@ -1,0 +1,108 @@
+//! Session tokens: the name of a long-poll session that its client sends with every
+//! request. A token is a `Phoenix.Token` signed with the endpoint's secret key base,
+//! so no client can make one that names a session it was not given.
+//!
+//! The token names the reactor that holds the session, the session's serial there and
+//! the mount it was opened on, and carries this process's instance id: serials start
+//! over when the process restarts, and a token from before a restart with the same
+//! secret must not name a new session.
+
+use crate::token::{MaxAge, TokenKey};
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::io;
+
+/// The salt of session tokens: they are good for nothing else.
+const SALT: &str = "phx-channels long-poll session";
+/// The first element of a token's data, for the format to change later.
+const FORMAT: &str = "lp1";
+
+/// What a session token names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionId {
+    /// The index of the reactor that holds the session.
+    pub(crate) reactor: usize,
+    /// The session's serial on that reactor.
+    pub(crate) serial: u64,
+    /// The index of the mount the session was opened on.
+    pub(crate) mount: usize,
+}
+
+/// Signs and verifies the endpoint's session tokens.
+pub(crate) struct SessionTokens {
+    key: TokenKey,
+    /// Random, drawn at start: tokens of another process (or of this program before a
+    /// restart) do not verify as this one's.
+    instance: String,
+}
+
+impl SessionTokens {
+    /// The tokens of an endpoint with `secret_key_base`; derives the key (about a
+    /// millisecond) and draws the instance id.
+    pub(crate) fn new(secret_key_base: &str) -> io::Result<SessionTokens> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(io::Error::other)?;
+        let instance = random.iter().fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        Ok(SessionTokens { key: TokenKey::new(secret_key_base, SALT), instance })
+    }
+
+    /// The token for session `id`, good for `max_age`.
+    pub(crate) fn sign(&self, id: SessionId, max_age: MaxAge) -> String {
+        let data = json!([FORMAT, self.instance, id.reactor, id.serial, id.mount]);
+        self.key.signer().max_age(max_age).sign(&data)
+    }
+
+    /// The session `token` names, if it is one of this process's, unexpired by
+    /// `max_age`.
+    pub(crate) fn verify(&self, token: &str, max_age: MaxAge) -> Option<SessionId> {
+        let data = self.key.verify(token, Some(max_age)).ok()?;
+        let Value::Array(parts) = data else { return None };
+        let [format, instance, reactor, serial, mount] = parts.as_slice() else { return None };
+        if format.as_str() != Some(FORMAT) || instance.as_str() != Some(self.instance.as_str()) {
+            return None;
+        }
+        Some(SessionId {
+            reactor: usize::try_from(reactor.as_u64()?).ok()?,
+            serial: serial.as_u64()?,
+            mount: usize::try_from(mount.as_u64()?).ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: SessionId = SessionId { reactor: 1, serial: 42, mount: 3 };
+
+    #[test]
+    fn a_token_names_its_session() {
+        let tokens = SessionTokens::new("secret").unwrap();
+        let token = tokens.sign(ID, MaxAge::Seconds(60));
+        assert_eq!(tokens.verify(&token, MaxAge::Seconds(60)), Some(ID));
+    }
+
+    #[test]
+    fn another_process_or_secret_or_a_tampered_token_names_nothing() {
+        let tokens = SessionTokens::new("secret").unwrap();
+        let token = tokens.sign(ID, MaxAge::Seconds(60));
+        let restarted = SessionTokens::new("secret").unwrap();
+        assert_eq!(restarted.verify(&token, MaxAge::Seconds(60)), None, "same secret, another instance");
+        let other = SessionTokens { key: TokenKey::new("other secret", SALT), instance: tokens.instance.clone() };
+        assert_eq!(other.verify(&token, MaxAge::Seconds(60)), None);
+        let mut tampered = token.clone();
+        tampered.insert(10, 'x');
+        assert_eq!(tokens.verify(&tampered, MaxAge::Seconds(60)), None);
+        assert_eq!(tokens.verify("", MaxAge::Seconds(60)), None);
+    }
+
+    #[test]
+    fn an_expired_token_names_nothing() {
+        let tokens = SessionTokens::new("secret").unwrap();
+        let token = tokens.sign(ID, MaxAge::Seconds(60));
+        assert_eq!(tokens.verify(&token, MaxAge::Seconds(0)), None);
+    }
+}
