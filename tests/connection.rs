@@ -363,3 +363,27 @@ fn binary_payload_replies_keep_the_refs() {
     assert_eq!(reply.join_ref.as_deref(), Some(join_ref.as_str()));
     assert_eq!(reply.response, Payload::Binary(b"got:abc".to_vec().into()));
 }
+
+#[test]
+fn a_session_whose_connection_is_gone_before_it_opens_leaves_no_socket_id_subscription() {
+    // The session is made on the connect worker once `connect` returns. Here the
+    // endpoint shuts down while `connect` runs, so the session never reaches its
+    // connection; it must still end, or its socket id subscription stays for good.
+    let (started, running) = crossbeam_channel::bounded(1);
+    let server = server()
+        .mount("/slow", move |s| {
+            s.connect(move |_params, _info| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(500));
+                Ok([("user_id".to_string(), json!("late"))].into_iter().collect())
+            })
+        })
+        .start();
+    let request = upgrade_request("/slow/websocket?vsn=2.0.0", &[]);
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    running.recv_timeout(Duration::from_secs(5)).expect("connect runs");
+    server.endpoint.shutdown();
+    assert_eq!(server.endpoint.pubsub().subscriber_count("user_socket:late"), 0);
+    drop(stream);
+}

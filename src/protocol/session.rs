@@ -293,6 +293,15 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// A session dropped without being ended (its connection went away before the
+    /// session reached it, or the endpoint stopped first) ends now, so nothing it
+    /// subscribed to outlives it. Ending twice does nothing.
+    fn drop(&mut self) {
+        self.end(Hangup::Closed);
+    }
+}
+
 impl ConnectionHandler for Session {
     /// Decodes a frame and routes it. A frame that does not decode ends the
     /// connection without a reply.
