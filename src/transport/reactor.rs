@@ -522,27 +522,14 @@ impl Reactor {
             State::Open { session, .. } => Some(&session.outbound),
             _ => None,
         };
-        if !conn.writes.is_empty()
-            && let Some(outbound) = outbound
-            && let Some(rest) = outbound.reactor_busy()
-        {
-            conn.writes.push_front_rest(rest);
-        }
-        let result = conn.writes.flush(&mut &*conn.stream);
-        if conn.writes.is_empty()
-            && let Some(outbound) = outbound
-        {
-            outbound.reactor_idle();
-        }
+        let result = match outbound {
+            Some(outbound) => outbound.flush(&mut conn.writes, &mut &*conn.stream),
+            None => conn.writes.flush(&mut &*conn.stream),
+        };
         match result {
             Ok(written) => {
                 stats::add(stats.bytes_out(), written.bytes as u64);
                 stats::add(stats.frames_out(), written.frames as u64);
-                if let State::Open { session, .. } = &conn.state
-                    && written.counted_frames > 0
-                {
-                    session.outbound.written(written.counted_frames, written.counted_bytes);
-                }
                 if matches!(conn.state, State::Closing) && conn.writes.is_empty() {
                     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                     self.drop_conn(slot);
