@@ -638,7 +638,7 @@ fn the_endpoint_lists_a_topic_from_outside_any_channel() {
 
 #[test]
 fn the_parity_fixture_tracks_a_null_or_missing_status_as_online() {
-    // FIXTURE.md: the meta is `{"status": S or "online"}`, and a null S counts as none.
+    // The fixture tracks the meta `{"status": S or "online"}`; a null S counts as none.
     init_logs();
     let endpoint = parity::start("127.0.0.1:0").expect("the fixture starts");
     let cases = [
