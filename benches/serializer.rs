@@ -1,5 +1,6 @@
 //! Time per message to encode server frames and decode client frames, in each wire
-//! format (V1, V2 JSON, V2 binary), for a ~100-byte and a 4 KiB payload.
+//! format (V1, V2 JSON, V2 binary), for a ~100-byte and a 4 KiB payload, and for a
+//! payload of 64 numbers in V2 JSON.
 //!
 //! Run with `cargo bench --bench serializer` (add `-- --quick` for a fast pass).
 
@@ -109,5 +110,22 @@ fn decode(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encode, decode);
+/// A payload of 64 numbers, integers and floats: what a number-heavy message costs.
+fn numbers(c: &mut Criterion) {
+    let values: Vec<serde_json::Value> = (0..64i64)
+        .map(|i| if i % 2 == 0 { json!(i * 1_234_567 - 40_000_000) } else { json!(i as f64 * 0.37) })
+        .collect();
+    let payload = Payload::Json(json!({ "values": values }));
+    let serializer = Serializer::V2;
+    let mut group = c.benchmark_group("numbers/v2_json");
+    let broadcast = Broadcast::new("room:lobby", "new_msg", payload.clone());
+    group.bench_function("broadcast/64", |b| b.iter(|| serializer.encode_broadcast(black_box(&broadcast)).unwrap()));
+    let ClientFrame::Text(text) = serializer.encode_client(&message(payload)).unwrap() else { unreachable!() };
+    group.bench_function("client_push/64", |b| {
+        b.iter(|| serializer.decode(black_box(RawFrame::Text(text.as_bytes()))).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode, decode, numbers);
 criterion_main!(benches);

@@ -150,7 +150,8 @@ impl Channel for PresenceChannel {
         match payload.get("user").and_then(Value::as_str) {
             Some(user) if !user.is_empty() => {
                 self.user = user.to_owned();
-                let status = payload.get("status").cloned().unwrap_or_else(|| json!("online"));
+                // A null status counts as none, as `payload["status"] || "online"` does.
+                let status = payload.get("status").filter(|s| !s.is_null()).cloned().unwrap_or_else(|| json!("online"));
                 socket.assign("status", status);
                 let _ = socket.handle().send(AfterJoin);
                 Ok(Payload::empty())
@@ -236,16 +237,8 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let mut port = 4807u16;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
-        }
-    }
+/// Starts the fixture on `addr` (a test passes port 0 and asks the endpoint for its port).
+pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
     let limited = UserSocket::new()
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
@@ -260,8 +253,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
         .channel("presence:*", |_| PresenceChannel { user: String::new() })
         .long_poll(long_poll());
-    let endpoint = Endpoint::builder()
-        .bind(format!("127.0.0.1:{port}"))
+    Endpoint::builder()
+        .bind(addr)
         .host("example.com")
         .socket("/ws", user_socket(false))
         .socket("/ws/admin", user_socket(false))
@@ -269,7 +262,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .socket("/ws/connect_info", user_socket(true))
         .socket("/bench", bench)
         .max_channel_threads(30_000)
-        .start()?;
+        .start()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let mut port = 4807u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
+            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
+        }
+    }
+    let endpoint = start(&format!("127.0.0.1:{port}"))?;
     println!("parity fixture listening on {}", endpoint.local_addr());
     endpoint.wait();
     Ok(())

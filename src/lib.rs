@@ -53,6 +53,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Numbers
+//!
+//! With the default feature `exact-numbers`, a number in a JSON payload is relayed with
+//! the digits the client wrote, integers beyond 64 bits included, as Phoenix does. The
+//! feature turns on serde_json's `arbitrary_precision` for the whole build; the README
+//! says what that changes for other code that uses serde_json.
+//!
 //! # Where things are
 //!
 //! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.

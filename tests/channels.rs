@@ -798,3 +798,72 @@ fn reserved_event_names_sent_by_the_client_reach_handle_in() {
         assert_eq!(json_of(&reply.response), json!({"unhandled": event}));
     }
 }
+
+// --- Numbers ------------------------------------------------------------------------------
+
+/// One frame's text, V1 or V2, as the server writes it (keys sorted, V1 without join_ref).
+#[cfg(feature = "exact-numbers")]
+fn frame_text(v1: bool, join_ref: Option<&str>, msg_ref: Option<&str>, event: &str, payload: &str) -> String {
+    let quoted = |r: Option<&str>| r.map_or("null".to_owned(), |r| format!("\"{r}\""));
+    let (join_ref, msg_ref) = (quoted(join_ref), quoted(msg_ref));
+    if v1 {
+        format!(r#"{{"event":"{event}","payload":{payload},"ref":{msg_ref},"topic":"room:numbers"}}"#)
+    } else {
+        format!(r#"[{join_ref},{msg_ref},"room:numbers","{event}",{payload}]"#)
+    }
+}
+
+#[cfg(feature = "exact-numbers")]
+fn next_text(ws: &mut RawWs) -> String {
+    let (opcode, bytes) = ws.read_frame().expect("a frame");
+    assert_eq!(opcode, OP_TEXT);
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Integers beyond 64 bits and floats come back as the client wrote them, in replies and
+/// broadcasts, V1 and V2 (Phoenix keeps bignums). Compared as the raw text of each frame.
+#[cfg(feature = "exact-numbers")]
+#[test]
+fn numbers_are_relayed_as_the_client_wrote_them() {
+    let server = start();
+    // Keys sorted and no spaces, as the server writes an object, so the relayed payload
+    // is the sent text byte for byte.
+    let sent = concat!(
+        r#"{"big":123456789012345678901234567890,"#,
+        r#""floats":[0.1,1e300,3.141592653589793,2.50,-0.0,1.5e-7],"#,
+        r#""negative":-123456789012345678901234567890,"u64_max_plus_one":18446744073709551616}"#
+    );
+    // The one spelling serde_json changes: an exponent's sign is written out (the same
+    // number; Phoenix writes 1.0e300).
+    let relayed = sent.replace("1e300", "1e+300");
+    for v1 in [true, false] {
+        let vsn = if v1 { "1.0.0" } else { "2.0.0" };
+        let mut ws = RawWs::connect(&server.addr, &format!("/socket/websocket?vsn={vsn}"));
+        ws.set_read_timeout(Duration::from_secs(5));
+        let frame = |join_ref, msg_ref, event, payload: &str| frame_text(v1, join_ref, msg_ref, event, payload);
+        let reply = |msg_ref, response: &str| {
+            frame(Some("1"), Some(msg_ref), "phx_reply", &format!(r#"{{"response":{response},"status":"ok"}}"#))
+        };
+        // A client's V1 frame may carry join_ref (P34); the server's never does.
+        let request = |msg_ref, event, payload: &str| {
+            let text = frame(Some("1"), Some(msg_ref), event, payload);
+            if v1 { text.replacen(r#","payload""#, r#","join_ref":"1","payload""#, 1) } else { text }
+        };
+        ws.send_text(&request("1", "phx_join", "{}"));
+        assert_eq!(next_text(&mut ws), reply("1", "{}"), "{vsn}: the join reply");
+
+        ws.send_text(&request("2", "echo", sent));
+        assert_eq!(next_text(&mut ws), reply("2", &relayed), "{vsn}: an echo");
+
+        ws.send_text(&request("3", "broadcast", &format!(r#"{{"event":"numbers","payload":{sent}}}"#)));
+        let mut got = [next_text(&mut ws), next_text(&mut ws)];
+        got.sort();
+        let mut expected = [frame(None, None, "numbers", &relayed), reply("3", "{}")];
+        expected.sort();
+        assert_eq!(got, expected, "{vsn}: a broadcast and its reply");
+
+        let payload: serde_json::Value = serde_json::from_str(sent).unwrap();
+        server.endpoint.broadcast("room:numbers", "numbers", payload).unwrap();
+        assert_eq!(next_text(&mut ws), frame(None, None, "numbers", &relayed), "{vsn}: an endpoint broadcast");
+    }
+}

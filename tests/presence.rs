@@ -8,6 +8,10 @@
 //! client asks.
 
 mod common;
+/// The parity fixture's own code, started in-process on a free port.
+#[allow(dead_code)]
+#[path = "../examples/parity.rs"]
+mod parity;
 
 use common::*;
 use phx_channels::client::Client;
@@ -630,4 +634,28 @@ fn the_endpoint_lists_a_topic_from_outside_any_channel() {
     let listed = std::thread::spawn(move || endpoint.presence().list("presence:outside")).join().unwrap();
     assert_eq!(listed, expected);
     assert_eq!(server.endpoint.presence().list("presence:nobody"), json!({}), "an empty topic lists as {{}}");
+}
+
+#[test]
+fn the_parity_fixture_tracks_a_null_or_missing_status_as_online() {
+    // The fixture tracks the meta `{"status": S or "online"}`; a null S counts as none.
+    init_logs();
+    let endpoint = parity::start("127.0.0.1:0").expect("the fixture starts");
+    let cases = [
+        ("alice", json!({"user": "alice", "status": null}), "online"),
+        ("bob", json!({"user": "bob"}), "online"),
+        ("carol", json!({"user": "carol", "status": "away"}), "away"),
+    ];
+    for (user, payload, status) in cases {
+        // A topic each, so the joiner's first diff is its own arrival.
+        let topic = format!("presence:fixture_{user}");
+        let mut client = Client::builder(endpoint.local_addr().to_string()).path("/bench").connect().unwrap();
+        assert_eq!(client.join(&topic, payload.clone()).unwrap().status, "ok", "join with {payload}");
+        let diff = checked_diff(&json_of(&client.recv_event(&topic, PRESENCE_DIFF).expect("a presence_diff").payload));
+        let metas = diff["joins"][user]["metas"].as_array().unwrap_or_else(|| panic!("{user} joins: {diff}")).clone();
+        let [mut meta] = <[Value; 1]>::try_from(metas).unwrap_or_else(|metas| panic!("one meta: {metas:?}"));
+        assert!(meta.as_object_mut().unwrap().remove("phx_ref").is_some_and(|r| r.is_string()), "{diff}");
+        assert_eq!(meta, json!({ "status": status }), "joined with {payload}");
+    }
+    endpoint.shutdown();
 }

@@ -17,6 +17,7 @@
 //! writes cost less.
 
 use super::mailbox::{ConnKey, Mailbox, Recipient};
+use super::write_queue::{WriteQueue, Written};
 use crate::serializer::Frame;
 use crate::stats::{self, Stats};
 use crate::subscriber_id::SubscriberId;
@@ -24,7 +25,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 /// One item for the reactor.
@@ -257,11 +258,24 @@ impl Outbound {
         state.unfinished.take()
     }
 
-    /// Reactor side: its write queue is empty, so producers may write directly once
-    /// this queue is empty too.
-    pub(super) fn release(&self) {
+    /// Reactor side: writes its write queue for the connection to the socket, the rest
+    /// of a frame a producer wrote in part first. The lock is held from before the write
+    /// until the counters have dropped by what the socket took: the client may read those
+    /// bytes as soon as the socket has them, and a producer that comes next must not find
+    /// them still counted, or a client that keeps up could be closed as a slow consumer.
+    /// Once the write queue is empty, producers may write directly again.
+    pub(super) fn flush(&self, writes: &mut WriteQueue, out: &mut impl Write) -> io::Result<Written> {
         let mut state = self.state.lock();
-        state.reactor_idle = state.items.is_empty() && state.unfinished.is_none();
+        if let Some(rest) = state.unfinished.take() {
+            writes.push_front_rest(rest);
+        }
+        let result = writes.flush(out);
+        if let Ok(written) = &result {
+            state.frames = state.frames.saturating_sub(written.counted_frames);
+            state.bytes = state.bytes.saturating_sub(written.counted_bytes);
+        }
+        state.reactor_idle = writes.is_empty() && state.items.is_empty();
+        result
     }
 
     /// A duplicate join replaced `instance`: drop its frames from now on.
@@ -314,13 +328,68 @@ mod tests {
         Serializer::V2.encode_push(&Message::new("t", "e", serde_json::json!({}))).unwrap()
     }
 
-    #[test]
-    fn killing_an_instance_drops_its_queued_frames_and_their_count() {
+    /// A socket that takes everything and checks, at the moment it takes bytes, that no
+    /// producer could look at the counters: they must not be seen before they drop.
+    struct Socket<'a> {
+        outbound: &'a Outbound,
+        data: Vec<u8>,
+    }
+
+    impl Write for Socket<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[io::IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            assert!(self.outbound.state.try_lock().is_none(), "a producer could see bytes on the wire still counted");
+            let before = self.data.len();
+            bufs.iter().for_each(|buf| self.data.extend_from_slice(buf));
+            Ok(self.data.len() - before)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An outbound queue without a socket, and the poll its reactor would wait on.
+    fn outbound(limits: OutboundLimits) -> (Outbound, mio::Poll) {
         let poll = mio::Poll::new().unwrap();
         let mailbox = Arc::new(Mailbox::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()));
-        let limits = OutboundLimits { max_frames: 3, max_bytes: usize::MAX };
         let key = ConnKey { slot: 0, serial: 0 };
-        let outbound = Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None);
+        (Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None), poll)
+    }
+
+    #[test]
+    fn a_client_that_read_a_full_queue_can_be_sent_a_full_queue_again() {
+        let len = frame().len();
+        let (outbound, _poll) = outbound(OutboundLimits { max_frames: 2, max_bytes: 2 * len });
+        let mut writes = WriteQueue::default();
+        let mut items = Vec::new();
+        for round in 0..3 {
+            for _ in 0..2 {
+                assert_eq!(
+                    outbound.push_frame(Some(SubscriberId(1)), frame(), Delivery::Queue),
+                    Ok(Pushed::Queued),
+                    "round {round}"
+                );
+            }
+            outbound.take(&mut items);
+            for item in items.drain(..) {
+                let OutItem::Frame { frame, .. } = item else { panic!("only frames were queued") };
+                writes.push_counted(frame.as_bytes().clone());
+            }
+            let mut socket = Socket { outbound: &outbound, data: Vec::new() };
+            let written = outbound.flush(&mut writes, &mut socket).unwrap();
+            assert_eq!((written.counted_frames, socket.data.len()), (2, 2 * len));
+            let state = outbound.state.lock();
+            assert_eq!((state.frames, state.bytes), (0, 0), "nothing waits once the socket took it all");
+        }
+    }
+
+    #[test]
+    fn killing_an_instance_drops_its_queued_frames_and_their_count() {
+        let (outbound, _poll) = outbound(OutboundLimits { max_frames: 3, max_bytes: usize::MAX });
         let queue = |from| outbound.push_frame(from, frame(), Delivery::Queue).unwrap();
         queue(Some(SubscriberId(1)));
         queue(Some(SubscriberId(2)));

@@ -72,27 +72,15 @@ impl SocketWriter {
         taken.overflowed
     }
 
-    /// Writes as much as the socket takes. The socket is claimed while anything is
-    /// queued here and released once the queue is empty.
+    /// Writes as much as the socket takes. While the connection is open the write holds
+    /// the outbound queue's lock until the counters have dropped by what the socket
+    /// took (see `Outbound::flush`), so no producer finds bytes the client has read
+    /// still counted; producers may write directly again once both queues are empty.
     pub(super) fn flush(&mut self) -> io::Result<Written> {
-        if !self.queue.is_empty()
-            && let Some(outbound) = &self.outbound
-        {
-            let rest = outbound.claim();
-            self.put_first(rest);
+        match &self.outbound {
+            Some(outbound) => outbound.flush(&mut self.queue, &mut &*self.stream),
+            None => self.queue.flush(&mut &*self.stream),
         }
-        let result = self.queue.flush(&mut &*self.stream);
-        if let Some(outbound) = &self.outbound {
-            if self.queue.is_empty() {
-                outbound.release();
-            }
-            if let Ok(written) = &result
-                && written.counted_frames > 0
-            {
-                outbound.written(written.counted_frames, written.counted_bytes);
-            }
-        }
-        result
     }
 
     /// Drops every queued frame not yet begun (a slow consumer's backlog).
