@@ -44,7 +44,10 @@ step "clippy, every feature" cargo clippy --all-targets --all-features -- -D war
 step "layers" python3 scripts/check_layers.py
 step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "tests" cargo test --all-targets
-step "doc tests" cargo test --doc
+# TLS (feature `tls`): wss:// from the endpoint and the client, over real sockets.
+step "tls tests" cargo test --features tls --test tls
+# With `tls`, the TLS types' examples compile and run too.
+step "doc tests" cargo test --doc --features tls
 
 # --- JavaScript: the official phoenix client and a real browser (tests/js) --------------
 # Debian's Chromium for the browser test; playwright-core (from npm) drives it headless.

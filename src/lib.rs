@@ -117,6 +117,8 @@ pub use stats::StatsSnapshot;
 pub use stop_reason::StopReason;
 pub use subscriber_id::SubscriberId;
 pub use transport::outbound::OutboundLimits;
+#[cfg(feature = "tls")]
+pub use transport::tls_config::{TlsConfig, TlsError};
 
 /// Compiles the README's example as a doc test, so it stays true.
 #[cfg(doctest)]

@@ -15,6 +15,8 @@ use crate::stats::Stats;
 use crate::transport::acceptor::Acceptor;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
+#[cfg(feature = "tls")]
+use crate::transport::tls_config::TlsConfig;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
@@ -30,6 +32,8 @@ pub struct EndpointBuilder {
     statics: HashMap<String, StaticResponse>,
     config: EndpointConfig,
     adapter: Option<Arc<dyn Adapter>>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl EndpointBuilder {
@@ -41,6 +45,8 @@ impl EndpointBuilder {
             statics: HashMap::new(),
             config: EndpointConfig::default(),
             adapter: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -177,6 +183,28 @@ impl EndpointBuilder {
         self
     }
 
+    /// Serves TLS only (`wss://`, `https://`) with this certificate and key (feature
+    /// `tls`). Plain HTTP on the port is refused with a `400` that says so.
+    ///
+    /// The TLS handshake runs on the reactors, within the
+    /// [handshake timeout](EndpointBuilder::handshake_timeout), and the bytes a client may
+    /// send before it completes are bounded by
+    /// [`max_header_bytes`](EndpointBuilder::max_header_bytes). A TLS connection's frames
+    /// are all written by its reactor: the shortcut that lets a channel thread write its
+    /// reply to an idle plain socket itself does not apply, so each batch of frames
+    /// costs a reactor wake-up (besides the encryption).
+    ///
+    /// ```no_run
+    /// # fn demo(builder: phx_channels::EndpointBuilder) -> Result<(), Box<dyn std::error::Error>> {
+    /// let endpoint = builder.tls(phx_channels::TlsConfig::from_pem_files("cert.pem", "key.pem")?).start()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Binds the listener and starts the endpoint's threads; the server runs in the
     /// background until [`Endpoint::shutdown`].
     pub fn start(self) -> Result<Endpoint, Error> {
@@ -232,6 +260,8 @@ impl EndpointBuilder {
                 max_connections: config.max_connections,
                 shutdown_timeout: config.shutdown_timeout,
                 tick,
+                #[cfg(feature = "tls")]
+                tls: self.tls.as_ref().map(TlsConfig::server),
             },
             handler: sockets.clone(),
             stats,

@@ -60,7 +60,8 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
         .collect();
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let (host, port) = host_and_port(header("host").unwrap_or(""), peers.local.port());
-    let request_origin = Origin { scheme: Some("http".into()), host: Some(host.clone()), port: Some(port) };
+    let scheme = if peers.secure { "https" } else { "http" };
+    let request_origin = Origin { scheme: Some(scheme.into()), host: Some(host.clone()), port: Some(port) };
     if let Some(origin) = header("origin")
         && !settings.check_origin.allows(origin, &routes.host, &request_origin)
     {
@@ -105,7 +106,7 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
     if let Err(err) = write_response(&mut head, &response) {
         return Decision::Respond(http::text(400, &err.to_string()));
     }
-    let uri = RequestUri { scheme: "http".into(), host, port, path: path.to_owned(), query: query.to_owned() };
+    let uri = RequestUri { scheme: scheme.into(), host, port, path: path.to_owned(), query: query.to_owned() };
     let mut info = ConnectInfo::gather(&settings.connect_info, &headers, peers.remote, uri);
     info.auth_token = auth_token;
     Decision::Connect(Box::new(Upgrade { mount: mount.clone(), params, info, serializer, response: Bytes::from(head) }))

@@ -5,14 +5,13 @@
 use super::handler::{ConnectionHandler, Disconnect, Hangup, Opened};
 use super::outbound::OutItem;
 use super::socket_writer::SocketWriter;
+use super::stream::Stream;
 use super::write_queue::WriteQueue;
 use crate::serializer::{Frame, RawFrame};
 use crate::stats::{self, Stats};
 use bytes::Bytes;
-use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::Request;
@@ -78,7 +77,7 @@ pub(super) struct Conn {
 /// tungstenite's view of the socket: reads come from the stream; writes (pongs and
 /// close replies) are collected so they can join the connection's write queue in order.
 struct WsIo<'a> {
-    stream: &'a TcpStream,
+    stream: &'a mut Stream,
     written: &'a mut Vec<u8>,
     read: usize,
     /// A read returned less than asked: the socket is empty for now. Reading again
@@ -92,9 +91,8 @@ impl Read for WsIo<'_> {
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let mut stream = self.stream;
-        let n = stream.read(buf)?;
-        self.drained = n < buf.len();
+        let n = self.stream.read(buf)?;
+        self.drained = n < buf.len() && self.stream.short_read_empties();
         self.read += n;
         Ok(n)
     }
@@ -112,7 +110,7 @@ impl Write for WsIo<'_> {
 }
 
 impl Conn {
-    pub(super) fn new(stream: Arc<TcpStream>, peer: SocketAddr, serial: u64, handshake_timeout: Duration) -> Self {
+    pub(super) fn new(stream: Stream, peer: SocketAddr, serial: u64, handshake_timeout: Duration) -> Self {
         let deadline = Instant::now() + handshake_timeout;
         Conn { peer, serial, state: State::Handshake { buf: Vec::new() }, writer: SocketWriter::new(stream), deadline }
     }
@@ -122,7 +120,7 @@ impl Conn {
         let State::Handshake { buf } = &mut self.state else { return RequestRead::Partial };
         let mut chunk = [0u8; 4096];
         let eof = loop {
-            match (&**self.writer.stream()).read(&mut chunk) {
+            match self.writer.stream().read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
@@ -279,7 +277,7 @@ impl Conn {
     pub(super) fn discard_input(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
         loop {
-            match (&**self.writer.stream()).read(&mut chunk) {
+            match (&**self.writer.stream().tcp()).read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -297,7 +295,7 @@ impl Conn {
                 stats::add(stats.bytes_out(), written.bytes as u64);
                 stats::add(stats.frames_out(), written.frames as u64);
                 if matches!(self.state, State::Closing) && self.writer.is_empty() {
-                    let _ = self.writer.stream().shutdown(std::net::Shutdown::Write);
+                    self.writer.stream().shutdown();
                     return true;
                 }
                 false

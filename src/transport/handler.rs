@@ -26,6 +26,8 @@ pub(crate) struct Peers {
     pub(crate) remote: SocketAddr,
     /// The address the client connected to.
     pub(crate) local: SocketAddr,
+    /// The connection is TLS: its requests are `https`.
+    pub(crate) secure: bool,
 }
 
 /// What to do with a request read off a new connection.
@@ -107,7 +109,8 @@ pub(crate) struct ConnectionLink {
     key: ConnKey,
     mailbox: Arc<Mailbox>,
     verdicts: Verdicts,
-    stream: Arc<TcpStream>,
+    /// The socket for producers' direct writes; none over TLS.
+    stream: Option<Arc<TcpStream>>,
     stats: Arc<Stats>,
 }
 
@@ -116,7 +119,7 @@ impl ConnectionLink {
         key: ConnKey,
         mailbox: Arc<Mailbox>,
         verdicts: Verdicts,
-        stream: Arc<TcpStream>,
+        stream: Option<Arc<TcpStream>>,
         stats: Arc<Stats>,
     ) -> Self {
         ConnectionLink { key, mailbox, verdicts, stream, stats }
@@ -124,8 +127,7 @@ impl ConnectionLink {
 
     /// The connection's outbound queue, with `limits`.
     pub(crate) fn outbound(&self, limits: OutboundLimits) -> Arc<Outbound> {
-        let stream = Some(self.stream.clone());
-        Arc::new(Outbound::new(self.key, self.mailbox.clone(), limits, self.stats.clone(), stream))
+        Arc::new(Outbound::new(self.key, self.mailbox.clone(), limits, self.stats.clone(), self.stream.clone()))
     }
 
     /// Hands the verdict to the connection's reactor.

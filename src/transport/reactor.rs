@@ -8,6 +8,7 @@ use super::http;
 use super::mailbox::{Command, ConnKey, Mail, Mailbox};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
+use super::stream::Stream;
 use crate::stats::{self, Stats};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -146,9 +147,18 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let stream = match Stream::accepted(stream, &self.context.settings, &self.context.stats) {
+            Ok(stream) => stream,
+            Err(err) => {
+                log::error!("cannot start a connection's TLS session: {err}");
+                self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
+                self.free.push(slot);
+                return;
+            }
+        };
         self.next_serial += 1;
         let handshake_timeout = self.context.settings.handshake_timeout;
-        self.conns[slot] = Some(Conn::new(Arc::new(stream), peer, self.next_serial, handshake_timeout));
+        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout));
         if over {
             log::warn!("refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
@@ -184,11 +194,12 @@ impl Reactor {
                 self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
             }
             RequestRead::Parsed(request) => {
-                let stream = conn.writer.stream().clone();
-                let local = stream.local_addr().unwrap_or(peer);
+                let local = conn.writer.stream().tcp().local_addr().unwrap_or(peer);
+                let secure = conn.writer.stream().is_tls();
+                let stream = conn.writer.stream().for_direct_writes();
                 let key = ConnKey { slot, serial: conn.serial };
                 let link = ConnectionLink::new(key, mailbox, verdicts, stream, context.stats.clone());
-                match context.handler.request(&request, Peers { remote: peer, local }, link) {
+                match context.handler.request(&request, Peers { remote: peer, local, secure }, link) {
                     Answer::Respond(bytes) => self.respond(slot, bytes),
                     Answer::Deciding => {}
                 }
@@ -265,7 +276,7 @@ impl Reactor {
         conn.end_session(Hangup::Closed, &self.context.stats);
         // The outbound queue let go of the socket when the session ended, so this is
         // the last handle; closing the descriptor would also take it out of the poll.
-        if let Some(stream) = conn.writer.sole_stream() {
+        if let Some(stream) = conn.writer.stream().sole_tcp() {
             let _ = self.poll.registry().deregister(stream);
         }
         self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);

@@ -8,37 +8,33 @@
 //! This type is the only place the reactor claims and releases a socket.
 
 use super::outbound::{OutItem, Outbound};
+use super::stream::Stream;
 use super::write_queue::{WriteQueue, Written};
 use bytes::Bytes;
-use mio::net::TcpStream;
 use std::io;
 use std::sync::Arc;
 
 pub(super) struct SocketWriter {
-    /// Shared with the connection's outbound queue while the connection is open.
-    stream: Arc<TcpStream>,
+    /// Its socket is shared with the connection's outbound queue while the
+    /// connection is open (plain connections only).
+    stream: Stream,
     queue: WriteQueue,
     /// The queue other threads hand frames to, once the connection is open.
     outbound: Option<Arc<Outbound>>,
 }
 
 impl SocketWriter {
-    pub(super) fn new(stream: Arc<TcpStream>) -> Self {
+    pub(super) fn new(stream: Stream) -> Self {
         SocketWriter { stream, queue: WriteQueue::default(), outbound: None }
     }
 
-    pub(super) fn stream(&self) -> &Arc<TcpStream> {
-        &self.stream
+    pub(super) fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 
-    /// The socket, if no other thread holds it any more.
-    pub(super) fn sole_stream(&mut self) -> Option<&mut TcpStream> {
-        Arc::get_mut(&mut self.stream)
-    }
-
-    /// The socket to read from, and the queue for what reading calls for.
-    pub(super) fn parts(&mut self) -> (&TcpStream, &mut WriteQueue) {
-        (&self.stream, &mut self.queue)
+    /// The stream to read from, and the queue for what reading calls for.
+    pub(super) fn parts(&mut self) -> (&mut Stream, &mut WriteQueue) {
+        (&mut self.stream, &mut self.queue)
     }
 
     /// The queue where the connection's own frames go, in order.
@@ -76,7 +72,7 @@ impl SocketWriter {
             let rest = outbound.claim();
             self.put_first(rest);
         }
-        let result = self.queue.flush(&mut &*self.stream);
+        let result = self.stream.write_queue(&mut self.queue);
         if let Some(outbound) = &self.outbound {
             if self.queue.is_empty() {
                 outbound.release();
@@ -110,6 +106,6 @@ impl SocketWriter {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && !self.stream.has_pending()
     }
 }
