@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! cargo run --release --example parity -- --port 4807
+//! cargo run --release --features tls --example parity -- --port 4807 --tls-cert cert.pem --tls-key key.pem
 //! ```
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
-    StopReason, UserSocket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, EndpointBuilder, Flow, Handled, Info, JoinResult, Payload,
+    Refusal, Socket, StopReason, UserSocket,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -230,11 +231,19 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let mut port = 4807u16;
+    let (mut tls_cert, mut tls_key) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
+            "--tls-cert" => tls_cert = Some(args.next().ok_or("--tls-cert needs a PEM file")?),
+            "--tls-key" => tls_key = Some(args.next().ok_or("--tls-key needs a PEM file")?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: parity [--port PORT] [--tls-cert PEM --tls-key PEM]"
+                )
+                .into());
+            }
         }
     }
     let limited = UserSocket::new()
@@ -249,7 +258,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .channel("bench:*", |_| Bench { intercepts: false })
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
         .channel("presence:*", |_| PresenceChannel { user: String::new() });
-    let endpoint = Endpoint::builder()
+    let builder = match (tls_cert, tls_key) {
+        (None, None) => Endpoint::builder(),
+        (Some(cert), Some(key)) => with_tls(Endpoint::builder(), &cert, &key)?,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let endpoint = builder
         .bind(format!("127.0.0.1:{port}"))
         .host("example.com")
         .socket("/ws", user_socket(false))
@@ -262,4 +276,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("parity fixture listening on {}", endpoint.local_addr());
     endpoint.wait();
     Ok(())
+}
+
+/// `--tls-cert` and `--tls-key`: every mount over TLS only.
+#[cfg(feature = "tls")]
+fn with_tls(builder: EndpointBuilder, cert: &str, key: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
+    Ok(builder.tls(phx_channels::TlsConfig::from_pem_files(cert, key)?))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: EndpointBuilder, _: &str, _: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
+    Err("--tls-cert and --tls-key need the `tls` cargo feature: build with --features tls (or --all-features)".into())
 }

@@ -61,9 +61,21 @@ install_chromium() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
 step "install chromium" install_chromium
+# tests/js/tls.test.mjs makes its self-signed certificate with the openssl command.
+install_openssl() {
+    command -v openssl >/dev/null && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "openssl is missing and installing it needs root (apt-get install openssl)" >&2
+        return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+}
+step "install openssl" install_openssl
 step "npm ci (tests/js)" npm ci --prefix tests/js --no-audit --no-fund
 # Built here so the test runner's server start-up does not wait on the compiler.
-step "release build of the examples" cargo build --release --examples
+# With `tls`, as tests/js/fixture.mjs runs them (tls.test.mjs serves the fixture over TLS).
+step "release build of the examples" cargo build --release --features tls --examples
 step "official JS client and browser tests" npm test --prefix tests/js
 
 printf '\nAll checks passed.\n'
