@@ -19,14 +19,15 @@ use crate::transport::settings::TransportSettings;
 use crate::transport::tls_config::TlsConfig;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 /// Configures and starts an [`Endpoint`]. Get one with [`Endpoint::builder`].
 pub struct EndpointBuilder {
-    bind: String,
+    /// None: no listener (connections come through `Endpoint::adopt` only).
+    bind: Option<String>,
     host: String,
     mounts: Vec<(String, UserSocket)>,
     statics: HashMap<String, StaticResponse>,
@@ -39,7 +40,7 @@ pub struct EndpointBuilder {
 impl EndpointBuilder {
     pub(super) fn new() -> Self {
         EndpointBuilder {
-            bind: "127.0.0.1:4000".into(),
+            bind: Some("127.0.0.1:4000".into()),
             host: "localhost".into(),
             mounts: Vec::new(),
             statics: HashMap::new(),
@@ -53,7 +54,29 @@ impl EndpointBuilder {
     /// The address to listen on; default `127.0.0.1:4000`. Port 0 picks a free port
     /// (see [`Endpoint::local_addr`]).
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
-        self.bind = addr.into();
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Starts no listener: every connection comes from another HTTP server of the
+    /// program through [`Endpoint::adopt`]. [`Endpoint::local_addr`] is then `0.0.0.0:0`.
+    ///
+    /// ```
+    /// # use phx_channels::{Channel, JoinResult, Payload, Socket, UserSocket};
+    /// # struct Room;
+    /// # impl Channel for Room {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// # }
+    /// let endpoint = phx_channels::Endpoint::builder()
+    ///     .no_listener()
+    ///     .socket("/socket", UserSocket::new().channel("room:*", |_| Room))
+    ///     .start()?;
+    /// assert_eq!(endpoint.local_addr().port(), 0);
+    /// # endpoint.shutdown();
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    pub fn no_listener(mut self) -> Self {
+        self.bind = None;
         self
     }
 
@@ -205,21 +228,27 @@ impl EndpointBuilder {
         self
     }
 
-    /// Binds the listener and starts the endpoint's threads; the server runs in the
-    /// background until [`Endpoint::shutdown`].
+    /// Binds the listener (unless [`no_listener`](EndpointBuilder::no_listener)) and
+    /// starts the endpoint's threads; the server runs in the background until
+    /// [`Endpoint::shutdown`].
     pub fn start(self) -> Result<Endpoint, Error> {
         for (path, socket) in &self.mounts {
             if let Some(err) = socket.errors.first() {
                 return Err(Error::Config(format!("socket {path}: {err}")));
             }
         }
-        let addr = self
-            .bind
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| Error::Config(format!("cannot resolve {:?}", self.bind)))?;
-        let listener = mio::net::TcpListener::bind(addr)?;
-        let local_addr = listener.local_addr()?;
+        let listener = match &self.bind {
+            Some(bind) => {
+                let addr =
+                    bind.to_socket_addrs()?.next().ok_or_else(|| Error::Config(format!("cannot resolve {bind:?}")))?;
+                Some(mio::net::TcpListener::bind(addr)?)
+            }
+            None => None,
+        };
+        let local_addr = match &listener {
+            Some(listener) => listener.local_addr()?,
+            None => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
         let stats = Arc::new(Stats::default());
         let mut config = self.config;
         config.clamp_to_os();
@@ -274,16 +303,18 @@ impl EndpointBuilder {
             mailboxes.push(reactor.mailbox());
             threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || reactor.run())?);
         }
-        let (acceptor, acceptor_stop) = Acceptor::new(listener, mailboxes.clone())?;
-        let acceptor_thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || acceptor.run())?;
-        log::info!("phx-channels endpoint listening on {local_addr}");
-        Ok(Endpoint::new(Running::new(
-            sockets,
-            config,
-            local_addr,
-            (acceptor_thread, acceptor_stop),
-            threads,
-            mailboxes,
-        )))
+        let acceptor = match listener {
+            Some(listener) => {
+                let (acceptor, stop) = Acceptor::new(listener, mailboxes.clone())?;
+                let thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || acceptor.run())?;
+                log::info!("phx-channels endpoint listening on {local_addr}");
+                Some((thread, stop))
+            }
+            None => {
+                log::info!("phx-channels endpoint started without a listener");
+                None
+            }
+        };
+        Ok(Endpoint::new(Running::new(sockets, config, local_addr, acceptor, threads, mailboxes)))
     }
 }

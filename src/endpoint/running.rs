@@ -2,13 +2,14 @@
 //! connections in batches, then the channels, the reactors and the workers.
 
 use super::config::EndpointConfig;
+use crate::error::Error;
 use crate::protocol::sockets::Sockets;
 use crate::transport::acceptor::AcceptorStop;
-use crate::transport::mailbox::{Command, Mailbox};
+use crate::transport::mailbox::{Arrival, Command, Mailbox};
 use parking_lot::{Condvar, Mutex};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub(super) struct Running {
     reactors: Mutex<Vec<JoinHandle<()>>>,
     /// Emptied at shutdown, so that no file descriptor outlives the server.
     mailboxes: Mutex<Vec<Arc<Mailbox>>>,
+    /// The reactor the next handed-over connection goes to (in turn, as the acceptor's).
+    next_reactor: AtomicUsize,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
 }
@@ -29,7 +32,7 @@ impl Running {
         sockets: Arc<Sockets>,
         config: EndpointConfig,
         local_addr: SocketAddr,
-        acceptor: (JoinHandle<()>, AcceptorStop),
+        acceptor: Option<(JoinHandle<()>, AcceptorStop)>,
         reactors: Vec<JoinHandle<()>>,
         mailboxes: Vec<Arc<Mailbox>>,
     ) -> Self {
@@ -37,9 +40,10 @@ impl Running {
             sockets,
             config,
             local_addr,
-            acceptor: Mutex::new(Some(acceptor)),
+            acceptor: Mutex::new(acceptor),
             reactors: Mutex::new(reactors),
             mailboxes: Mutex::new(mailboxes),
+            next_reactor: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stopped_signal: Condvar::new(),
         }
@@ -73,6 +77,21 @@ impl Running {
         *stopped = true;
         self.stopped_signal.notify_all();
         log::info!("phx-channels endpoint on {} shut down", self.local_addr);
+    }
+
+    /// Hands a connection another server accepted, with the bytes it read of it, to
+    /// the next reactor.
+    pub(super) fn adopt(&self, stream: std::net::TcpStream, head: &[u8]) -> Result<(), Error> {
+        let peer = stream.peer_addr()?;
+        stream.set_nonblocking(true)?;
+        let stream = mio::net::TcpStream::from_std(stream);
+        let mailboxes = self.mailboxes.lock();
+        if mailboxes.is_empty() {
+            return Err(Error::Shutdown);
+        }
+        let next = self.next_reactor.fetch_add(1, Ordering::Relaxed) % mailboxes.len();
+        mailboxes[next].command(Command::Adopt(stream, peer, Arrival::HandedOver(head.to_vec())));
+        Ok(())
     }
 
     /// Closes open connections in batches until none is left or `deadline` passes.

@@ -110,9 +110,16 @@ impl Write for WsIo<'_> {
 }
 
 impl Conn {
-    pub(super) fn new(stream: Stream, peer: SocketAddr, serial: u64, handshake_timeout: Duration) -> Self {
+    /// A new connection; `head` holds what was already read of its request.
+    pub(super) fn new(
+        stream: Stream,
+        peer: SocketAddr,
+        serial: u64,
+        handshake_timeout: Duration,
+        head: Vec<u8>,
+    ) -> Self {
         let deadline = Instant::now() + handshake_timeout;
-        Conn { peer, serial, state: State::Handshake { buf: Vec::new() }, writer: SocketWriter::new(stream), deadline }
+        Conn { peer, serial, state: State::Handshake { buf: head }, writer: SocketWriter::new(stream), deadline }
     }
 
     /// Reads what the socket has of the HTTP request head (at most `max` bytes).

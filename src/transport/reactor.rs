@@ -5,7 +5,7 @@
 use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
 use super::handler::{Answer, ConnectionLink, Hangup, Peers, RequestHandler, Verdict, VerdictReceiver, Verdicts};
 use super::http;
-use super::mailbox::{Command, ConnKey, Mail, Mailbox};
+use super::mailbox::{Arrival, Command, ConnKey, Mail, Mailbox};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
 use super::stream::Stream;
@@ -107,7 +107,7 @@ impl Reactor {
         self.mailbox.take(&mut mail);
         for command in mail.commands.drain(..) {
             match command {
-                Command::Adopt(stream, peer) => self.adopt(stream, peer),
+                Command::Adopt(stream, peer, arrival) => self.adopt(stream, peer, arrival),
                 Command::Drain(count) => self.drain(count),
                 Command::Stop => {
                     self.stopping = Some(Instant::now() + self.context.settings.shutdown_timeout);
@@ -128,7 +128,7 @@ impl Reactor {
         slot_of(&mut self.conns, slot)
     }
 
-    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn adopt(&mut self, mut stream: TcpStream, peer: SocketAddr, arrival: Arrival) {
         if self.stopping.is_some() {
             return;
         }
@@ -147,7 +147,11 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let stream = match Stream::accepted(stream, &self.context.settings, &self.context.stats) {
+        let (stream, head) = match arrival {
+            Arrival::Listener => (Stream::accepted(stream, &self.context.settings, &self.context.stats), None),
+            Arrival::HandedOver(head) => (Ok(Stream::Plain(Arc::new(stream))), Some(head)),
+        };
+        let stream = match stream {
             Ok(stream) => stream,
             Err(err) => {
                 log::error!("cannot start a connection's TLS session: {err}");
@@ -158,10 +162,14 @@ impl Reactor {
         };
         self.next_serial += 1;
         let handshake_timeout = self.context.settings.handshake_timeout;
-        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout));
+        let handed_over = head.is_some();
+        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout, head.unwrap_or_default()));
         if over {
             log::warn!("refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
+        } else if handed_over {
+            // Its request may be whole already, and no event would say so.
+            self.read_request(slot);
         }
     }
 
