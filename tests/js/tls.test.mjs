@@ -32,7 +32,7 @@ before(async () => {
   const key = path.join(dir, "key.pem")
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
     "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], {stdio: "ignore"})
+    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"], {stdio: "ignore"})
   certPem = fs.readFileSync(cert, "utf8")
   pages = await pageServer()
   server = await startFixture({args: ["--tls-cert", cert, "--tls-key", key]})
