@@ -109,14 +109,11 @@ fn serve(mut stream: TcpStream, endpoint: &Endpoint) -> Result<(), Box<dyn std::
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut port = 4000u16;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: embedded [--port PORT]").into()),
-        }
-    }
+    let port: u16 = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 4000,
+        [flag, port] if flag == "--port" => port.parse()?,
+        _ => return Err("usage: embedded [--port PORT]".into()),
+    };
     let endpoint = Endpoint::builder()
         .no_listener()
         // The page comes from this same host and port, whatever name it was opened by.
