@@ -89,10 +89,14 @@ impl TlsStream {
         }
         if self.first_byte.is_some_and(|byte| byte.is_ascii_alphabetic()) {
             log::info!("refusing a connection from {peer}: plain HTTP on the TLS port");
-            // Whatever else it sent is read first, so closing sends FIN, not a reset
-            // that could overtake the answer.
+            // What else it sent (up to a bound) is read first, so that closing sends
+            // FIN, not a reset that could overtake the answer.
             let mut sink = [0u8; 4096];
-            while matches!((&*self.tcp).read(&mut sink), Ok(n) if n > 0) {}
+            for _ in 0..16 {
+                if !matches!((&*self.tcp).read(&mut sink), Ok(n) if n > 0) {
+                    break;
+                }
+            }
             let answer = http::text(400, "Bad Request: this port speaks TLS only (https://, wss://)");
             let _ = (&*self.tcp).write(&answer);
         } else {
