@@ -1,6 +1,7 @@
 //! TLS straight from the endpoint (feature `tls`), over real sockets: the crate's
 //! client over `wss://` trusting a certificate made here, plain HTTP on the TLS port,
-//! untrusted clients, and handshakes that stall, dribble or grow too large.
+//! untrusted clients, handshakes that stall, dribble or grow too large, closes, and
+//! connections handed over by the program (plain).
 #![cfg(feature = "tls")]
 
 mod common;
@@ -10,7 +11,7 @@ use phx_channels::client::{Client, TlsRoots};
 use phx_channels::{CheckOrigin, TlsConfig};
 use serde_json::json;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`: the server's
@@ -220,4 +221,40 @@ fn certificate_and_key_errors_are_typed() {
     std::fs::write(dir.join("key.pem"), &key).unwrap();
     assert!(TlsConfig::from_pem_files(dir.join("cert.pem"), dir.join("key.pem")).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn server_side_closes_reach_a_tls_client_whole() {
+    let (server, roots) = tls_server(|e| e);
+    let mut client = server.builder().tls(roots).param("user_id", "ada").connect().unwrap();
+    assert_eq!(client.join("room:closing", json!({})).unwrap().status, "ok");
+    // Queued output, then the close frame, then close_notify: all of it arrives.
+    for i in 0..50 {
+        client.push_async("room:closing", "echo", json!({"i": i})).unwrap();
+    }
+    server.endpoint.broadcast("user_socket:ada", "disconnect", json!({})).unwrap();
+    let close = client.wait_close().unwrap();
+    assert_eq!(close.map(|(code, _)| code), Some(1001));
+}
+
+#[test]
+fn connections_handed_over_to_a_tls_endpoint_are_plain() {
+    let (server, roots) = tls_server(|e| e);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let endpoint = server.endpoint.clone();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        endpoint.adopt(stream, &head).unwrap();
+    });
+    let mut plain = Client::builder(&addr).connect().expect("a plain client through the program's own port");
+    assert_eq!(plain.heartbeat().unwrap().status, "ok");
+    // The endpoint's own port still speaks TLS only.
+    let mut secure = joined_over_tls(&server, &roots, "room:both");
+    assert_eq!(secure.heartbeat().unwrap().status, "ok");
 }
