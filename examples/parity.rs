@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example parity -- --port 4807
+//! cargo run --release --features tls --example parity -- --port 4807 --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
 //! Every mount serves the WebSocket at `<mount>/websocket` and long-poll at
@@ -11,8 +12,8 @@
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, LongPollSettings,
-    Payload, Refusal, Socket, StopReason, UserSocket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, EndpointBuilder, Flow, Handled, Info, JoinResult,
+    LongPollSettings, Payload, Refusal, Socket, StopReason, UserSocket,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -239,6 +240,11 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
 
 /// Starts the fixture on `addr` (a test passes port 0 and asks the endpoint for its port).
 pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
+    start_with(Endpoint::builder(), addr)
+}
+
+/// Starts the fixture on `addr` from `builder` (which may carry TLS settings).
+pub fn start_with(builder: EndpointBuilder, addr: &str) -> Result<Endpoint, phx_channels::Error> {
     let limited = UserSocket::new()
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
@@ -253,7 +259,7 @@ pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
         .channel("presence:*", |_| PresenceChannel { user: String::new() })
         .long_poll(long_poll());
-    Endpoint::builder()
+    builder
         .bind(addr)
         .host("example.com")
         .socket("/ws", user_socket(false))
@@ -268,15 +274,39 @@ pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let mut port = 4807u16;
+    let (mut tls_cert, mut tls_key) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
+            "--tls-cert" => tls_cert = Some(args.next().ok_or("--tls-cert needs a PEM file")?),
+            "--tls-key" => tls_key = Some(args.next().ok_or("--tls-key needs a PEM file")?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: parity [--port PORT] [--tls-cert PEM --tls-key PEM]"
+                )
+                .into());
+            }
         }
     }
-    let endpoint = start(&format!("127.0.0.1:{port}"))?;
+    let builder = match (tls_cert, tls_key) {
+        (None, None) => Endpoint::builder(),
+        (Some(cert), Some(key)) => with_tls(Endpoint::builder(), &cert, &key)?,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let endpoint = start_with(builder, &format!("127.0.0.1:{port}"))?;
     println!("parity fixture listening on {}", endpoint.local_addr());
     endpoint.wait();
     Ok(())
+}
+
+/// `--tls-cert` and `--tls-key`: every mount over TLS only.
+#[cfg(feature = "tls")]
+fn with_tls(builder: EndpointBuilder, cert: &str, key: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
+    Ok(builder.tls(phx_channels::TlsConfig::from_pem_files(cert, key)?))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: EndpointBuilder, _: &str, _: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
+    Err("--tls-cert and --tls-key need the `tls` cargo feature: build with --features tls (or --all-features)".into())
 }

@@ -44,23 +44,28 @@ step "clippy, every feature" cargo clippy --all-targets --all-features -- -D war
 step "layers" python3 scripts/check_layers.py
 step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "tests" cargo test --all-targets
-step "doc tests" cargo test --doc
+# TLS (feature `tls`): wss:// from the endpoint and the client, over real sockets.
+step "tls tests" cargo test --features tls --test tls
+# With `tls`, the TLS types' examples compile and run too.
+step "doc tests" cargo test --doc --features tls
 
 # --- JavaScript: the official phoenix client and a real browser (tests/js) --------------
-# Debian's Chromium for the browser test; playwright-core (from npm) drives it headless.
+# Debian's Chromium for the browser tests; playwright-core (from npm) drives it headless.
+# tls.test.mjs makes its self-signed certificate with the openssl command.
 install_chromium() {
-    [ -x /usr/bin/chromium ] && return 0
+    [ -x /usr/bin/chromium ] && command -v openssl >/dev/null && return 0
     if [ "$(id -u)" -ne 0 ]; then
-        echo "Debian's chromium is missing and installing it needs root (apt-get install chromium)" >&2
+        echo "Debian's chromium or openssl is missing and installing them needs root (apt-get install chromium openssl)" >&2
         return 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium openssl >/dev/null
 }
-step "install chromium" install_chromium
+step "install chromium and openssl" install_chromium
 step "npm ci (tests/js)" npm ci --prefix tests/js --no-audit --no-fund
 # Built here so the test runner's server start-up does not wait on the compiler.
-step "release build of the examples" cargo build --release --examples
+# With `tls`, as tests/js/fixture.mjs runs them (tls.test.mjs serves the fixture over TLS).
+step "release build of the examples" cargo build --release --features tls --examples
 step "official JS client and browser tests" npm test --prefix tests/js
 
 printf '\nAll checks passed.\n'

@@ -14,6 +14,15 @@
 //! client.leave("room:lobby")?;
 //! # Ok::<(), phx_channels::client::ClientError>(())
 //! ```
+//!
+//! With the `tls` feature, [`ClientBuilder::tls`] connects over `wss://`.
+
+mod stream;
+#[cfg(feature = "tls")]
+mod tls;
+
+#[cfg(feature = "tls")]
+pub use tls::TlsRoots;
 
 use crate::message::{Message, PHX_JOIN, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
@@ -23,6 +32,7 @@ use std::fmt;
 use std::io;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use stream::ClientStream;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{HandshakeError, Message as WsMessage, WebSocket};
@@ -103,6 +113,8 @@ pub struct ClientBuilder {
     vsn: Option<String>,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsRoots>,
 }
 
 impl ClientBuilder {
@@ -136,6 +148,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects over TLS (`wss://`), trusting `roots` (feature `tls`). The server's
+    /// certificate must name the host given to [`Client::builder`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, roots: TlsRoots) -> Self {
+        self.tls = Some(roots);
+        self
+    }
+
     /// Connects and performs the WebSocket handshake.
     pub fn connect(self) -> Result<Client, ClientError> {
         let serializer = match self.vsn.as_deref() {
@@ -146,7 +166,11 @@ impl ClientBuilder {
         if let Some(vsn) = &self.vsn {
             query.push(format!("vsn={}", encode(vsn)));
         }
-        let url = format!("ws://{}{}/websocket?{}", self.addr, self.path, query.join("&"));
+        #[cfg(feature = "tls")]
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        #[cfg(not(feature = "tls"))]
+        let scheme = "ws";
+        let url = format!("{scheme}://{}{}/websocket?{}", self.addr, self.path, query.join("&"));
         let mut request = url.into_client_request()?;
         for (name, value) in &self.headers {
             let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
@@ -158,6 +182,13 @@ impl ClientBuilder {
         let stream = TcpStream::connect(&self.addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
+        #[cfg(feature = "tls")]
+        let stream = match &self.tls {
+            Some(roots) => ClientStream::tls(stream, &self.addr, roots)?,
+            None => ClientStream::Plain(stream),
+        };
+        #[cfg(not(feature = "tls"))]
+        let stream = ClientStream::Plain(stream);
         let ws = match tungstenite::client::client(request, stream) {
             Ok((ws, _response)) => ws,
             Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
@@ -187,7 +218,7 @@ fn encode(s: &str) -> String {
 /// Every wait is bounded by the builder's timeout. Messages that arrive while waiting
 /// for something else are kept, in order, for [`recv`](Client::recv).
 pub struct Client {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<ClientStream>,
     serializer: Serializer,
     next_ref: u64,
     inbox: VecDeque<ServerMessage>,
@@ -205,6 +236,8 @@ impl Client {
             vsn: Some("2.0.0".into()),
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -364,7 +397,7 @@ impl Client {
             if left.is_zero() {
                 return Err(ClientError::Timeout);
             }
-            self.ws.get_mut().set_read_timeout(Some(left))?;
+            self.ws.get_ref().tcp().set_read_timeout(Some(left))?;
             let frame = match self.ws.read()? {
                 WsMessage::Text(text) => self.serializer.decode_server(RawFrame::Text(text.as_bytes())),
                 WsMessage::Binary(bytes) => self.serializer.decode_server(RawFrame::Binary(&bytes)),

@@ -137,6 +137,8 @@ pub use subscriber_id::SubscriberId;
 pub use timer::TimerRef;
 pub use transport::long_poll::LongPollSettings;
 pub use transport::outbound::OutboundLimits;
+#[cfg(feature = "tls")]
+pub use transport::tls_config::{TlsConfig, TlsError};
 
 /// Compiles the README's example as a doc test, so it stays true.
 #[cfg(doctest)]

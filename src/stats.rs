@@ -46,7 +46,9 @@ macro_rules! counters {
         }
 
         impl Stats {
-            $(pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
+            // `tls_handshake_failures` is counted only with the `tls` feature.
+            $(#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+            pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
 
             pub(crate) fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
@@ -87,6 +89,10 @@ counters! {
     Counter broadcasts_dropped,
     /// Connections refused at the handshake (any status).
     Counter refused_connections,
+    /// TLS handshakes that failed (feature `tls`): plain HTTP on the TLS port, a client
+    /// that does not trust the certificate, a handshake over the size limit. Handshakes
+    /// that time out count in `refused_connections`.
+    Counter tls_handshake_failures,
     /// Joins refused by the server's limits (channels per connection, channel threads).
     Counter refused_joins,
     /// Connections closed because they did not read fast enough.

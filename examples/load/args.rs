@@ -9,7 +9,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
-pub(crate) const USAGE: &str = "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|longpoll> [options]
+pub(crate) const USAGE: &str =
+    "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|longpoll|client-echo|client-connect> [options]
   connect    --url URL -n N -k K [--hold S] [--threads T] [--inflight I] [--timeout S] [--server-pid PID]
   echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--server-pid PID]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]
@@ -17,7 +18,10 @@ pub(crate) const USAGE: &str = "usage: load <connect|echo|broadcast|raw-server|r
   raw-server --port P [--max-seconds S]
   raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--server-pid PID]
   tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--rate R] [--writer-cpu C] [--reader-cpu C]
-  longpoll   --url http://127.0.0.1:P/bench/longpoll [--count M] [-n N] [--settle S] [--server-pid PID]";
+  longpoll   --url http://127.0.0.1:P/bench/longpoll [--count M] [-n N] [--settle S] [--server-pid PID]
+  client-echo     [--addr HOST:PORT] [--path /bench] [--ca PEM] -c C --duration S [--warmup S] [--payload-bytes B]
+                  [--server-pid PID]   (the crate's blocking client; --ca for wss://, feature tls)
+  client-connect  [--addr HOST:PORT] [--path /bench] [--ca PEM] -c C --duration S [--warmup S] [--server-pid PID]";
 
 pub(crate) const DEFAULT_URL: &str = "ws://127.0.0.1:4807/bench/websocket";
 

@@ -264,7 +264,7 @@ pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
 }
 
 /// A JSON object of about `bytes` bytes: `{"data":"xxx…"}`.
-fn echo_payload(bytes: usize) -> String {
+pub(crate) fn echo_payload(bytes: usize) -> String {
     let overhead = r#"{"data":""}"#.len();
     format!(r#"{{"data":"{}"}}"#, "x".repeat(bytes.saturating_sub(overhead)))
 }

@@ -13,6 +13,8 @@
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
 //! longpoll   --url http://HOST:P/bench/longpoll [--count M] [-n N] [--server-pid PID]
+//! client-echo     --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
+//! client-connect  --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
 //! ```
 //!
 //! Every subcommand prints a human summary, then one JSON line that starts with
@@ -25,11 +27,13 @@
 //!
 //! This file holds the entry point and what every subcommand shares (`Res`,
 //! `wait_until`). The subcommands live in `connect`, `echo` (also `raw-echo`),
-//! `broadcast`, `raw_server`, `tcp_floor` and `longpoll` (plain blocking HTTP); under them are `args` (the command
+//! `broadcast`, `raw_server`, `tcp_floor`, `longpoll` (plain blocking HTTP) and `blocking`
+//! (`client-echo` and `client-connect`, with the crate's own client, for `wss://`); under them are `args` (the command
 //! line), `ws` and `client` (the WebSocket client), `phoenix` (V2 frames), `probe`
 //! (/proc) and `report` (the figures and the printed output).
 
 mod args;
+mod blocking;
 mod broadcast;
 mod client;
 mod connect;
@@ -62,6 +66,8 @@ fn main() {
         "raw-server" => raw_server::raw_server(&args),
         "tcp-floor" => tcp_floor::tcp_floor(&args),
         "longpoll" => longpoll::longpoll(&args),
+        "client-echo" => blocking::client_echo(&args),
+        "client-connect" => blocking::client_connect(&args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -18,6 +18,8 @@ use crate::transport::acceptor::Acceptor;
 use crate::transport::long_poll::SessionTokens;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
+#[cfg(feature = "tls")]
+use crate::transport::tls_config::TlsConfig;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
@@ -30,7 +32,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Configures and starts an [`Endpoint`]. Get one with [`Endpoint::builder`].
 pub struct EndpointBuilder {
-    bind: String,
+    /// None: no listener (connections come through `Endpoint::adopt` only).
+    bind: Option<String>,
     host: String,
     /// `None`: a random one, drawn at start.
     secret_key_base: Option<String>,
@@ -40,12 +43,14 @@ pub struct EndpointBuilder {
     adapter: Option<Arc<dyn Adapter>>,
     metrics_path: Option<String>,
     presence_hooks: Hooks,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl EndpointBuilder {
     pub(super) fn new() -> Self {
         EndpointBuilder {
-            bind: "127.0.0.1:4000".into(),
+            bind: Some("127.0.0.1:4000".into()),
             host: "localhost".into(),
             secret_key_base: None,
             mounts: Vec::new(),
@@ -54,13 +59,37 @@ impl EndpointBuilder {
             adapter: None,
             metrics_path: None,
             presence_hooks: Hooks::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
     /// The address to listen on; default `127.0.0.1:4000`. Port 0 picks a free port
     /// (see [`Endpoint::local_addr`]).
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
-        self.bind = addr.into();
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Starts no listener: every connection comes from another HTTP server of the
+    /// program through [`Endpoint::adopt`]. [`Endpoint::local_addr`] is then `0.0.0.0:0`.
+    ///
+    /// ```
+    /// # use phx_channels::{Channel, JoinResult, Payload, Socket, UserSocket};
+    /// # struct Room;
+    /// # impl Channel for Room {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// # }
+    /// let endpoint = phx_channels::Endpoint::builder()
+    ///     .no_listener()
+    ///     .socket("/socket", UserSocket::new().channel("room:*", |_| Room))
+    ///     .start()?;
+    /// assert_eq!(endpoint.local_addr().port(), 0);
+    /// # endpoint.shutdown();
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    pub fn no_listener(mut self) -> Self {
+        self.bind = None;
         self
     }
 
@@ -293,24 +322,49 @@ impl EndpointBuilder {
         self
     }
 
-    /// Binds the listener and starts the endpoint's threads; the server runs in the
-    /// background until [`Endpoint::shutdown`].
+    /// Serves TLS only (`wss://`, `https://`) with this certificate and key (feature
+    /// `tls`). Plain HTTP on the port is refused with a `400` that says so.
+    ///
+    /// The TLS handshake runs on the reactors, within the
+    /// [handshake timeout](EndpointBuilder::handshake_timeout), and the bytes a client may
+    /// send before it completes are bounded by
+    /// [`max_header_bytes`](EndpointBuilder::max_header_bytes). A TLS connection's frames
+    /// are all written by its reactor: the shortcut that lets a channel thread write its
+    /// reply to an idle plain socket itself does not apply, so each batch of frames
+    /// costs a reactor wake-up (besides the encryption).
+    ///
+    /// ```no_run
+    /// # fn demo(builder: phx_channels::EndpointBuilder) -> Result<(), Box<dyn std::error::Error>> {
+    /// let endpoint = builder.tls(phx_channels::TlsConfig::from_pem_files("cert.pem", "key.pem")?).start()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Binds the listener (unless [`no_listener`](EndpointBuilder::no_listener)) and
+    /// starts the endpoint's threads; the server runs in the background until
+    /// [`Endpoint::shutdown`].
     pub fn start(self) -> Result<Endpoint, Error> {
         self.check()?;
-        let addr = self
-            .bind
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| Error::Config(format!("cannot resolve {:?}", self.bind)))?;
-        let listener = mio::net::TcpListener::bind(addr)?;
-        self.launch(Some(listener))
+        let listening = match &self.bind {
+            Some(bind) => {
+                let addr =
+                    bind.to_socket_addrs()?.next().ok_or_else(|| Error::Config(format!("cannot resolve {bind:?}")))?;
+                Listening::Listener(mio::net::TcpListener::bind(addr)?)
+            }
+            None => Listening::HandedOver,
+        };
+        self.launch(listening)
     }
 
     /// Starts the endpoint without a listener, acceptor or reactors: its connections
     /// are in memory ([`testing`](crate::testing)).
     pub(crate) fn start_without_listener(self) -> Result<Endpoint, Error> {
         self.check()?;
-        self.launch(None)
+        self.launch(Listening::InMemory)
     }
 
     /// Refuses a configuration with errors.
@@ -323,8 +377,9 @@ impl EndpointBuilder {
         Ok(())
     }
 
-    /// Starts the endpoint's threads: the reactors and the acceptor only with a listener.
-    fn launch(self, listener: Option<mio::net::TcpListener>) -> Result<Endpoint, Error> {
+    /// Starts the endpoint's threads: the reactors unless its connections are in
+    /// memory, and the acceptor only with a listener.
+    fn launch(self, listening: Listening) -> Result<Endpoint, Error> {
         let stats = Arc::new(Stats::default());
         let mut statics = self.statics;
         if let Some(path) = self.metrics_path {
@@ -373,13 +428,15 @@ impl EndpointBuilder {
         let sockets = Arc::new(Sockets {
             routes: Routes { mounts, statics, host: self.host },
             runtime,
-            connect_pool: ConnectPool::start(if listener.is_some() { config.connect_workers } else { 1 })?,
+            connect_pool: ConnectPool::start(match listening {
+                Listening::InMemory => 1,
+                _ => config.connect_workers,
+            })?,
         });
-        let Some(listener) = listener else {
-            log::debug!("phx-channels endpoint started without a listener");
+        if let Listening::InMemory = listening {
+            log::debug!("phx-channels endpoint started with in-memory connections only");
             return Ok(Endpoint::new(Running::new(sockets, config, None, None, Vec::new(), Vec::new())));
-        };
-        let local_addr = listener.local_addr()?;
+        }
         let context = Arc::new(ReactorContext {
             settings: TransportSettings {
                 handshake_timeout: config.handshake_timeout,
@@ -388,6 +445,8 @@ impl EndpointBuilder {
                 max_sessions: config.max_long_poll_sessions,
                 shutdown_timeout: config.shutdown_timeout,
                 tick,
+                #[cfg(feature = "tls")]
+                tls: self.tls.as_ref().map(TlsConfig::server),
             },
             handler: sockets.clone(),
             stats,
@@ -405,18 +464,33 @@ impl EndpointBuilder {
         for (i, reactor) in reactors.into_iter().enumerate() {
             threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || reactor.run())?);
         }
-        let (acceptor, acceptor_stop) = Acceptor::new(listener, mailboxes.clone())?;
-        let acceptor_thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || acceptor.run())?;
-        log::info!("phx-channels endpoint listening on {local_addr}");
-        Ok(Endpoint::new(Running::new(
-            sockets,
-            config,
-            Some(local_addr),
-            Some((acceptor_thread, acceptor_stop)),
-            threads,
-            mailboxes,
-        )))
+        let acceptor = match listening {
+            Listening::Listener(listener) => {
+                let local_addr = listener.local_addr()?;
+                let (acceptor, stop) = Acceptor::new(listener, mailboxes.clone())?;
+                let thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || acceptor.run())?;
+                log::info!("phx-channels endpoint listening on {local_addr}");
+                Some((thread, stop, local_addr))
+            }
+            _ => {
+                log::info!("phx-channels endpoint started without a listener");
+                None
+            }
+        };
+        let local_addr = acceptor.as_ref().map(|(_, _, addr)| *addr);
+        let acceptor = acceptor.map(|(thread, stop, _)| (thread, stop));
+        Ok(Endpoint::new(Running::new(sockets, config, local_addr, acceptor, threads, mailboxes)))
     }
+}
+
+/// Where an endpoint's connections come from.
+enum Listening {
+    /// Its own listener.
+    Listener(mio::net::TcpListener),
+    /// Only [`Endpoint::adopt`]: reactors, no listener.
+    HandedOver,
+    /// In-memory test connections: no listener, no reactors.
+    InMemory,
 }
 
 /// A secret key base for an endpoint not given one: 64 random bytes, in hex.

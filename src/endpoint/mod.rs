@@ -53,9 +53,8 @@ impl Endpoint {
         Endpoint { running: Arc::new(running) }
     }
 
-    /// The address the endpoint listens on. An endpoint started by
-    /// [`testing::endpoint`](crate::testing::endpoint) listens nowhere: its address is
-    /// `0.0.0.0:0`.
+    /// The address the endpoint listens on; `0.0.0.0:0` for an endpoint without a
+    /// listener ([`EndpointBuilder::no_listener`], [`testing::endpoint`](crate::testing::endpoint)).
     pub fn local_addr(&self) -> SocketAddr {
         self.running.local_addr.unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into())
     }
@@ -68,6 +67,49 @@ impl Endpoint {
     /// Where in-memory connections register, so that shutdown ends them.
     pub(crate) fn in_memory(&self) -> &InMemoryConnections {
         &self.running.in_memory
+    }
+
+    /// Takes over a connection that another HTTP server of the program accepted, with
+    /// `head`, the bytes it has read of it: its request head, and maybe more. The
+    /// connection goes on exactly as if the endpoint had accepted it and read those
+    /// bytes itself: a WebSocket upgrade on a mounted socket path, or whatever other
+    /// answer the endpoint gives that request. So a program with its own HTTP server
+    /// serves channels on the same port; see `examples/embedded.rs`.
+    ///
+    /// The stream is set non-blocking and the endpoint owns it from here. It is plain
+    /// TCP, even on an endpoint that serves TLS on its own listener. `head` is bounded
+    /// like any request head ([`max_header_bytes`](EndpointBuilder::max_header_bytes)),
+    /// and the handshake timeout runs from now. Fails with [`Error::Shutdown`] once the
+    /// endpoint is shutting down, and with [`Error::Io`] if the stream is unusable.
+    ///
+    /// ```no_run
+    /// use std::io::Read;
+    /// use std::net::TcpListener;
+    /// # use phx_channels::{Channel, JoinResult, Payload, Socket, UserSocket};
+    /// # struct Room;
+    /// # impl Channel for Room {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// # }
+    /// let endpoint = phx_channels::Endpoint::builder()
+    ///     .no_listener()
+    ///     .socket("/socket", UserSocket::new().channel("room:*", |_| Room))
+    ///     .start()?;
+    /// let listener = TcpListener::bind("127.0.0.1:8080")?;
+    /// for stream in listener.incoming() {
+    ///     let mut stream = stream?;
+    ///     // The program's own server reads the request head (one read, for brevity)...
+    ///     let mut head = vec![0u8; 8192];
+    ///     let n = stream.read(&mut head)?;
+    ///     head.truncate(n);
+    ///     // ...and hands socket requests to the endpoint.
+    ///     if head.starts_with(b"GET /socket/") {
+    ///         endpoint.adopt(stream, &head)?;
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt(&self, stream: std::net::TcpStream, head: &[u8]) -> Result<(), Error> {
+        self.running.adopt(stream, head)
     }
 
     /// The broadcast API, to hand to other threads.

@@ -3,14 +3,15 @@
 
 use super::config::EndpointConfig;
 use super::in_memory::InMemoryConnections;
+use crate::error::Error;
 use crate::protocol::sockets::Sockets;
 use crate::telemetry::Event;
 use crate::transport::acceptor::AcceptorStop;
-use crate::transport::mailbox::{Command, Mailbox};
+use crate::transport::mailbox::{Arrival, Command, Mailbox};
 use parking_lot::{Condvar, Mutex};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ pub(super) struct Running {
     reactors: Mutex<Vec<JoinHandle<()>>>,
     /// Emptied at shutdown, so that no file descriptor outlives the server.
     mailboxes: Mutex<Vec<Arc<Mailbox>>>,
+    /// The reactor the next handed-over connection goes to (in turn, as the acceptor's).
+    next_reactor: AtomicUsize,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
 }
@@ -45,6 +48,7 @@ impl Running {
             in_memory: InMemoryConnections::default(),
             reactors: Mutex::new(reactors),
             mailboxes: Mutex::new(mailboxes),
+            next_reactor: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stopped_signal: Condvar::new(),
         }
@@ -83,6 +87,21 @@ impl Running {
             Some(addr) => log::info!("phx-channels endpoint on {addr} shut down"),
             None => log::debug!("phx-channels endpoint without a listener shut down"),
         }
+    }
+
+    /// Hands a connection another server accepted, with the bytes it read of it, to
+    /// the next reactor.
+    pub(super) fn adopt(&self, stream: std::net::TcpStream, head: &[u8]) -> Result<(), Error> {
+        let peer = stream.peer_addr()?;
+        stream.set_nonblocking(true)?;
+        let stream = mio::net::TcpStream::from_std(stream);
+        let mailboxes = self.mailboxes.lock();
+        if mailboxes.is_empty() {
+            return Err(Error::Shutdown);
+        }
+        let next = self.next_reactor.fetch_add(1, Ordering::Relaxed) % mailboxes.len();
+        mailboxes[next].command(Command::Adopt(stream, peer, Arrival::HandedOver(head.to_vec())));
+        Ok(())
     }
 
     /// Closes open connections and long-poll sessions in batches until none is left or

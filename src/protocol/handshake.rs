@@ -48,6 +48,8 @@ pub(super) struct Headers {
     list: Vec<(String, String)>,
     host: String,
     port: u16,
+    /// `https` over TLS, `http` otherwise.
+    scheme: &'static str,
 }
 
 impl Headers {
@@ -59,7 +61,8 @@ impl Headers {
             .collect();
         let host = list.iter().find(|(name, _)| name == "host").map_or("", |(_, value)| value.as_str());
         let (host, port) = host_and_port(host, peers.local.port());
-        Headers { list, host, port }
+        let scheme = if peers.secure { "https" } else { "http" };
+        Headers { list, host, port, scheme }
     }
 
     /// The first value of header `name` (lowercase).
@@ -115,7 +118,7 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
 pub(super) fn origin_allowed(headers: &Headers, settings: &SocketSettings, routes: &Routes) -> bool {
     let Some(origin) = headers.get("origin") else { return true };
     let request_origin =
-        Origin { scheme: Some("http".into()), host: Some(headers.host.clone()), port: Some(headers.port) };
+        Origin { scheme: Some(headers.scheme.into()), host: Some(headers.host.clone()), port: Some(headers.port) };
     if settings.check_origin.allows(origin, &routes.host, &request_origin) {
         return true;
     }
@@ -151,7 +154,7 @@ pub(super) fn connect_request(
     };
     let serializer = serializer.inspect_err(|err| log::warn!("{err}")).ok()?;
     let (host, port) = (headers.host.clone(), headers.port);
-    let uri = RequestUri { scheme: "http".into(), host, port, path: path.to_owned(), query: query.to_owned() };
+    let uri = RequestUri { scheme: headers.scheme.into(), host, port, path: path.to_owned(), query: query.to_owned() };
     let mut info = ConnectInfo::gather(&mount.socket.settings.connect_info, &headers.list, peers.remote, uri);
     info.auth_token = auth_token;
     Some(ConnectRequest { mount: mount.clone(), params, info, serializer })

@@ -1,6 +1,6 @@
 //! The acceptor: takes new TCP connections and deals them out to the reactors in turn.
 
-use super::mailbox::{Command, Mailbox};
+use super::mailbox::{Arrival, Command, Mailbox};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
@@ -53,7 +53,11 @@ impl Acceptor {
             loop {
                 match self.listener.accept() {
                     Ok((stream, peer)) => {
-                        self.reactors[next % self.reactors.len()].command(Command::Adopt(stream, peer));
+                        self.reactors[next % self.reactors.len()].command(Command::Adopt(
+                            stream,
+                            peer,
+                            Arrival::Listener,
+                        ));
                         next = next.wrapping_add(1);
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,

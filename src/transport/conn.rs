@@ -3,18 +3,17 @@
 //! on a long-poll path, reading a body or holding a poll), its socket writer, and its
 //! deadline.
 
-use super::handler::{ConnectionHandler, Disconnect, Hangup, Opened};
+use super::handler::{ConnectionHandler, Disconnect, Hangup, Opened, Peers};
 use super::long_poll::LongPollRequest;
 use super::outbound::OutItem;
 use super::socket_writer::SocketWriter;
+use super::stream::Stream;
 use super::write_queue::WriteQueue;
 use crate::serializer::{Frame, RawFrame};
 use crate::stats::{self, Stats};
 use bytes::Bytes;
-use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::Request;
@@ -94,7 +93,7 @@ pub(super) struct Conn {
 /// tungstenite's view of the socket: reads come from the stream; writes (pongs and
 /// close replies) are collected so they can join the connection's write queue in order.
 struct WsIo<'a> {
-    stream: &'a TcpStream,
+    stream: &'a mut Stream,
     written: &'a mut Vec<u8>,
     read: usize,
     /// A read returned less than asked: the socket is empty for now. Reading again
@@ -108,9 +107,8 @@ impl Read for WsIo<'_> {
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let mut stream = self.stream;
-        let n = stream.read(buf)?;
-        self.drained = n < buf.len();
+        let n = self.stream.read(buf)?;
+        self.drained = n < buf.len() && self.stream.short_read_empties();
         self.read += n;
         Ok(n)
     }
@@ -128,9 +126,23 @@ impl Write for WsIo<'_> {
 }
 
 impl Conn {
-    pub(super) fn new(stream: Arc<TcpStream>, peer: SocketAddr, serial: u64, handshake_timeout: Duration) -> Self {
+    /// A new connection; `head` holds what was already read of its request.
+    pub(super) fn new(
+        stream: Stream,
+        peer: SocketAddr,
+        serial: u64,
+        handshake_timeout: Duration,
+        head: Vec<u8>,
+    ) -> Self {
         let deadline = Instant::now() + handshake_timeout;
-        Conn { peer, serial, state: State::Handshake { buf: Vec::new() }, writer: SocketWriter::new(stream), deadline }
+        Conn { peer, serial, state: State::Handshake { buf: head }, writer: SocketWriter::new(stream), deadline }
+    }
+
+    /// The connection's two ends, and whether it is TLS.
+    pub(super) fn peers(&mut self) -> Peers {
+        let stream = self.writer.stream();
+        let local = stream.tcp().local_addr().unwrap_or(self.peer);
+        Peers { remote: self.peer, local, secure: stream.is_tls() }
     }
 
     /// Reads what the socket has of the HTTP request head (at most `max` bytes).
@@ -138,7 +150,7 @@ impl Conn {
         let State::Handshake { buf } = &mut self.state else { return RequestRead::Partial };
         let mut chunk = [0u8; 4096];
         let eof = loop {
-            match (&**self.writer.stream()).read(&mut chunk) {
+            match self.writer.stream().read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
@@ -178,7 +190,7 @@ impl Conn {
         let mut gone = false;
         while request.body.len() < *length {
             let want = (*length - request.body.len()).min(chunk.len());
-            match (&**self.writer.stream()).read(&mut chunk[..want]) {
+            match self.writer.stream().read(&mut chunk[..want]) {
                 Ok(0) => {
                     gone = true;
                     break;
@@ -223,7 +235,7 @@ impl Conn {
 
     /// The socket, to move the connection to another reactor; `None` if another
     /// thread holds it too.
-    pub(super) fn into_stream(self) -> Option<Arc<TcpStream>> {
+    pub(super) fn into_stream(self) -> Option<Stream> {
         self.writer.into_stream()
     }
 
@@ -357,7 +369,7 @@ impl Conn {
     pub(super) fn discard_input(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
         loop {
-            match (&**self.writer.stream()).read(&mut chunk) {
+            match (&**self.writer.stream().tcp()).read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -375,7 +387,7 @@ impl Conn {
                 stats::add(stats.bytes_out(), written.bytes as u64);
                 stats::add(stats.frames_out(), written.frames as u64);
                 if matches!(self.state, State::Closing) && self.writer.is_empty() {
-                    let _ = self.writer.stream().shutdown(std::net::Shutdown::Write);
+                    self.writer.stream().shutdown();
                     return true;
                 }
                 false

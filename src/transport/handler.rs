@@ -31,6 +31,8 @@ pub(crate) struct Peers {
     pub(crate) remote: SocketAddr,
     /// The address the client connected to.
     pub(crate) local: SocketAddr,
+    /// The connection is TLS: its requests are `https`.
+    pub(crate) secure: bool,
 }
 
 /// What to do with a request read off a new connection.
@@ -172,18 +174,19 @@ impl WayBack {
 /// and the way back to its reactor.
 pub(crate) struct ConnectionLink {
     back: WayBack,
-    stream: Arc<TcpStream>,
+    /// The socket for producers' direct writes; none over TLS.
+    stream: Option<Arc<TcpStream>>,
 }
 
 impl ConnectionLink {
-    pub(super) fn new(back: WayBack, stream: Arc<TcpStream>) -> Self {
+    pub(super) fn new(back: WayBack, stream: Option<Arc<TcpStream>>) -> Self {
         ConnectionLink { back, stream }
     }
 
     /// The connection's outbound queue, with `limits`.
     pub(crate) fn outbound(&self, limits: OutboundLimits) -> Arc<Outbound> {
         let WayBack { key, mailbox, stats, .. } = &self.back;
-        Arc::new(Outbound::new(*key, mailbox.clone(), limits, stats.clone(), Some(self.stream.clone())))
+        Arc::new(Outbound::new(*key, mailbox.clone(), limits, stats.clone(), self.stream.clone()))
     }
 
     /// Hands the verdict to the connection's reactor.

@@ -27,8 +27,8 @@ pub(crate) enum Recipient {
 
 /// What other threads ask of a reactor.
 pub(crate) enum Command {
-    /// A new TCP connection from the acceptor.
-    Adopt(TcpStream, SocketAddr),
+    /// A new TCP connection, from the acceptor or handed over by the application.
+    Adopt(TcpStream, SocketAddr, Arrival),
     /// Drain up to this many connections: their channels terminate with
     /// `{shutdown, draining}` and they close with 1012.
     Drain(usize),
@@ -36,6 +36,15 @@ pub(crate) enum Command {
     Stop,
     /// A long-poll request for a session this reactor holds, read by another reactor.
     HandOver(Box<HandOver>),
+}
+
+/// Where a new connection comes from.
+pub(crate) enum Arrival {
+    /// The endpoint's listener: TLS when the endpoint serves TLS.
+    Listener,
+    /// Another HTTP server accepted it and read these bytes of it (its request head,
+    /// maybe more): the connection continues as if the reactor had read them. Plain TCP.
+    HandedOver(Vec<u8>),
 }
 
 pub(crate) struct Mailbox {

@@ -15,4 +15,9 @@ pub(crate) mod outbound;
 pub(crate) mod reactor;
 pub(crate) mod settings;
 mod socket_writer;
+mod stream;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub(crate) mod tls_config;
 pub(crate) mod write_queue;

@@ -264,12 +264,16 @@ impl Outbound {
     /// bytes as soon as the socket has them, and a producer that comes next must not find
     /// them still counted, or a client that keeps up could be closed as a slow consumer.
     /// Once the write queue is empty, producers may write directly again.
-    pub(super) fn flush(&self, writes: &mut WriteQueue, out: &mut impl Write) -> io::Result<Written> {
+    pub(super) fn flush(
+        &self,
+        writes: &mut WriteQueue,
+        write: impl FnOnce(&mut WriteQueue) -> io::Result<Written>,
+    ) -> io::Result<Written> {
         let mut state = self.state.lock();
         if let Some(rest) = state.unfinished.take() {
             writes.push_front_rest(rest);
         }
-        let result = writes.flush(out);
+        let result = write(writes);
         if let Ok(written) = &result {
             state.frames = state.frames.saturating_sub(written.counted_frames);
             state.bytes = state.bytes.saturating_sub(written.counted_bytes);
@@ -380,7 +384,7 @@ mod tests {
                 writes.push_counted(frame.as_bytes().clone());
             }
             let mut socket = Socket { outbound: &outbound, data: Vec::new() };
-            let written = outbound.flush(&mut writes, &mut socket).unwrap();
+            let written = outbound.flush(&mut writes, |writes| writes.flush(&mut socket)).unwrap();
             assert_eq!((written.counted_frames, socket.data.len()), (2, 2 * len));
             let state = outbound.state.lock();
             assert_eq!((state.frames, state.bytes), (0, 0), "nothing waits once the socket took it all");

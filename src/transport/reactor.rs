@@ -6,14 +6,13 @@
 mod long_poll;
 
 use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
-use super::handler::{
-    Answer, ConnectionLink, Hangup, Peers, RequestHandler, Verdict, VerdictReceiver, Verdicts, WayBack,
-};
+use super::handler::{Answer, ConnectionLink, Hangup, RequestHandler, Verdict, VerdictReceiver, Verdicts, WayBack};
 use super::http;
 use super::long_poll::{End, LongPollSession, SessionTokens, parse_head};
-use super::mailbox::{Command, ConnKey, Mail, Mailbox, Recipient};
+use super::mailbox::{Arrival, Command, ConnKey, Mail, Mailbox, Recipient};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
+use super::stream::Stream;
 use crate::stats::{self, Stats};
 use crate::telemetry::{Event, Telemetry};
 use mio::net::TcpStream;
@@ -127,7 +126,7 @@ impl Reactor {
         self.mailbox.take(&mut mail);
         for command in mail.commands.drain(..) {
             match command {
-                Command::Adopt(stream, peer) => self.adopt(stream, peer),
+                Command::Adopt(stream, peer, arrival) => self.adopt(stream, peer, arrival),
                 Command::Drain(count) => self.drain(count),
                 Command::Stop => {
                     self.stopping = Some(Instant::now() + self.context.settings.shutdown_timeout);
@@ -152,29 +151,46 @@ impl Reactor {
         slot_of(&mut self.conns, slot)
     }
 
-    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, arrival: Arrival) {
         if self.stopping.is_some() {
             return;
         }
         let max = self.context.settings.max_connections;
         let over = self.context.open_sockets.fetch_add(1, Ordering::Relaxed) >= max;
         let _ = stream.set_nodelay(true);
-        let Some(slot) = self.register(Arc::new(stream), peer) else { return };
+        let (stream, head) = match arrival {
+            Arrival::Listener => (Stream::accepted(stream, &self.context.settings, &self.context.stats), None),
+            Arrival::HandedOver(head) => (Ok(Stream::Plain(Arc::new(stream))), Some(head)),
+        };
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(err) => {
+                log::error!("cannot start a connection's TLS session: {err}");
+                self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let handed_over = head.is_some();
+        let Some(slot) = self.register(stream, peer, head.unwrap_or_default()) else { return };
         if over {
             log::warn!("refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
+        } else if handed_over {
+            // Its request may be whole already, and no event would say so.
+            self.read_request(slot);
         }
     }
 
     /// Registers a socket (counted in `open_sockets`) and holds it in a new slot.
     /// Returns the slot, or `None` (the socket dropped and uncounted) if the socket
     /// cannot be registered.
-    fn register(&mut self, mut stream: Arc<TcpStream>, peer: SocketAddr) -> Option<usize> {
+    /// Takes a connection into the poll; `head` holds what was already read of its request.
+    fn register(&mut self, mut stream: Stream, peer: SocketAddr, head: Vec<u8>) -> Option<usize> {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        let registered = match Arc::get_mut(&mut stream) {
+        let registered = match stream.sole_tcp() {
             Some(stream) => self.poll.registry().register(stream, Token(slot), Interest::READABLE | Interest::WRITABLE),
             None => Err(io::Error::other("the socket is shared")),
         };
@@ -186,7 +202,7 @@ impl Reactor {
         }
         self.next_serial += 1;
         let handshake_timeout = self.context.settings.handshake_timeout;
-        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout));
+        self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout, head));
         Some(slot)
     }
 
@@ -225,8 +241,7 @@ impl Reactor {
                 self.refuse(slot, http::text(431, "Request Header Fields Too Large"));
             }
             RequestRead::Parsed(request) => {
-                let local = conn.writer.stream().local_addr().unwrap_or(peer);
-                let peers = Peers { remote: peer, local };
+                let peers = conn.peers();
                 if let Some(check) = context.handler.long_poll(&request, peers) {
                     let tail = match &mut conn.state {
                         State::Deciding { tail } => std::mem::take(tail),
@@ -235,7 +250,7 @@ impl Reactor {
                     return self.long_poll_request(slot, *request, tail, check, peers);
                 }
                 let key = ConnKey { slot, serial: conn.serial };
-                let stream = conn.writer.stream().clone();
+                let stream = conn.writer.stream().for_direct_writes();
                 let link = ConnectionLink::new(WayBack::new(key, mailbox, verdicts, context.stats.clone()), stream);
                 match context.handler.request(&request, peers, link) {
                     Answer::Respond(bytes) => self.respond(slot, bytes),
@@ -246,8 +261,7 @@ impl Reactor {
                 // tungstenite parses only `GET` over HTTP/1.1: a long-poll request may be
                 // anything else.
                 if let Some((len, request)) = parse_head(&head) {
-                    let local = conn.writer.stream().local_addr().unwrap_or(peer);
-                    let peers = Peers { remote: peer, local };
+                    let peers = conn.peers();
                     if let Some(check) = context.handler.long_poll(&request, peers) {
                         let tail = head.split_off(len);
                         return self.long_poll_request(slot, request, tail, check, peers);
@@ -337,7 +351,7 @@ impl Reactor {
         conn.end_session(Hangup::Closed, &self.context.stats);
         // The outbound queue let go of the socket when the session ended, so this is
         // the last handle; closing the descriptor would also take it out of the poll.
-        if let Some(stream) = conn.writer.sole_stream() {
+        if let Some(stream) = conn.writer.stream().sole_tcp() {
             let _ = self.poll.registry().deregister(stream);
         }
         self.context.open_sockets.fetch_sub(1, Ordering::Relaxed);

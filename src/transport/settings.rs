@@ -7,7 +7,8 @@ use std::time::Duration;
 pub(crate) struct TransportSettings {
     /// Time a client has to send its HTTP request.
     pub(crate) handshake_timeout: Duration,
-    /// Largest HTTP request head; larger ones get 431.
+    /// Largest HTTP request head; larger ones get 431. Over TLS, also the most bytes a
+    /// client may send before its handshake completes.
     pub(crate) max_header_bytes: usize,
     /// Most TCP connections at once, in any state; past that, new ones get 503.
     pub(crate) max_connections: usize,
@@ -17,4 +18,7 @@ pub(crate) struct TransportSettings {
     pub(crate) shutdown_timeout: Duration,
     /// How often deadlines (idle, handshake, closing, long-poll windows) are checked.
     pub(crate) tick: Duration,
+    /// Serves TLS only, with this configuration (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }

@@ -8,42 +8,38 @@
 //! This type is the only place the reactor claims and releases a socket.
 
 use super::outbound::{OutItem, Outbound};
+use super::stream::Stream;
 use super::write_queue::{WriteQueue, Written};
 use bytes::Bytes;
-use mio::net::TcpStream;
 use std::io;
 use std::sync::Arc;
 
 pub(super) struct SocketWriter {
-    /// Shared with the connection's outbound queue while the connection is open.
-    stream: Arc<TcpStream>,
+    /// Its socket is shared with the connection's outbound queue while the
+    /// connection is open (plain connections only).
+    stream: Stream,
     queue: WriteQueue,
     /// The queue other threads hand frames to, once the connection is open.
     outbound: Option<Arc<Outbound>>,
 }
 
 impl SocketWriter {
-    pub(super) fn new(stream: Arc<TcpStream>) -> Self {
+    pub(super) fn new(stream: Stream) -> Self {
         SocketWriter { stream, queue: WriteQueue::default(), outbound: None }
     }
 
-    pub(super) fn stream(&self) -> &Arc<TcpStream> {
-        &self.stream
+    pub(super) fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 
-    /// The socket, if no other thread holds it any more.
-    pub(super) fn sole_stream(&mut self) -> Option<&mut TcpStream> {
-        Arc::get_mut(&mut self.stream)
+    /// The stream, if nothing is queued to write to it and no other thread holds it.
+    pub(super) fn into_stream(self) -> Option<Stream> {
+        (self.queue.is_empty() && !self.stream.has_pending() && self.outbound.is_none()).then_some(self.stream)
     }
 
-    /// The socket, if nothing is queued to write to it and no other thread holds it.
-    pub(super) fn into_stream(self) -> Option<Arc<TcpStream>> {
-        (self.queue.is_empty() && self.outbound.is_none()).then_some(self.stream)
-    }
-
-    /// The socket to read from, and the queue for what reading calls for.
-    pub(super) fn parts(&mut self) -> (&TcpStream, &mut WriteQueue) {
-        (&self.stream, &mut self.queue)
+    /// The stream to read from, and the queue for what reading calls for.
+    pub(super) fn parts(&mut self) -> (&mut Stream, &mut WriteQueue) {
+        (&mut self.stream, &mut self.queue)
     }
 
     /// The queue where the connection's own frames go, in order.
@@ -77,9 +73,10 @@ impl SocketWriter {
     /// took (see `Outbound::flush`), so no producer finds bytes the client has read
     /// still counted; producers may write directly again once both queues are empty.
     pub(super) fn flush(&mut self) -> io::Result<Written> {
-        match &self.outbound {
-            Some(outbound) => outbound.flush(&mut self.queue, &mut &*self.stream),
-            None => self.queue.flush(&mut &*self.stream),
+        let SocketWriter { stream, queue, outbound } = self;
+        match outbound {
+            Some(outbound) => outbound.flush(queue, |queue| stream.write_queue(queue)),
+            None => stream.write_queue(queue),
         }
     }
 
@@ -103,6 +100,6 @@ impl SocketWriter {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && !self.stream.has_pending()
     }
 }

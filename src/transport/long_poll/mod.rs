@@ -22,14 +22,13 @@ pub(crate) use session::{End, LongPollSession, Poll};
 pub use settings::LongPollSettings;
 pub(crate) use token::{SessionId, SessionTokens};
 
-use mio::net::TcpStream;
+use super::stream::Stream;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// A request read by one reactor for a session another holds: the connection moves to
 /// the session's reactor, which answers it.
 pub(crate) struct HandOver {
-    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) stream: Stream,
     pub(crate) peer: SocketAddr,
     pub(crate) request: Box<LongPollRequest>,
     pub(crate) session: SessionId,

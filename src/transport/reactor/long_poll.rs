@@ -73,9 +73,8 @@ impl Reactor {
             BodyRead::Partial => {}
             BodyRead::Gone => self.drop_conn(slot),
             BodyRead::Complete(request) => {
-                let peer = conn.peer;
-                let local = conn.writer.stream().local_addr().unwrap_or(peer);
-                self.serve(slot, request, Peers { remote: peer, local });
+                let peers = conn.peers();
+                self.serve(slot, request, peers);
             }
         }
     }
@@ -123,7 +122,7 @@ impl Reactor {
         let target = self.context.reactors.get().and_then(|all| all.get(session.reactor)).cloned();
         let Some(target) = target else { return self.respond(slot, response::status(410)) };
         let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
-        if let Some(stream) = conn.writer.sole_stream() {
+        if let Some(stream) = conn.writer.stream().sole_tcp() {
             let _ = self.poll.registry().deregister(stream);
         }
         self.free.push(slot);
@@ -145,9 +144,10 @@ impl Reactor {
     /// A request another reactor read for a session of this one.
     pub(super) fn adopt_hand_over(&mut self, hand_over: HandOver) {
         let HandOver { stream, peer, request, session, token } = hand_over;
-        let local = stream.local_addr().unwrap_or(peer);
-        let Some(slot) = self.register(stream, peer) else { return };
-        self.serve_session(slot, request, session.serial, token, Peers { remote: peer, local });
+        let Some(slot) = self.register(stream, peer, Vec::new()) else { return };
+        let Some(conn) = self.conn(slot) else { return };
+        let peers = conn.peers();
+        self.serve_session(slot, request, session.serial, token, peers);
     }
 
     /// A `GET` without a session: runs `connect`, off the reactor, within the cap on
