@@ -4,12 +4,17 @@
 //!
 //! ```text
 //! cargo run --release --example parity -- --port 4807
+//! cargo run --release --features redis --example parity -- --port 4808 \
+//!     --redis redis://127.0.0.1:6379/ --node b
 //! ```
+//!
+//! With `--redis`, fixtures on other ports that use the same Redis form one cluster;
+//! a node silent for 3 s is taken for gone.
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
-    StopReason, UserSocket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, EndpointBuilder, Flow, Handled, Info, JoinResult, Payload,
+    Refusal, Socket, StopReason, UserSocket,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -227,14 +232,46 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
     }
 }
 
+/// How long a silent node of the cluster stays in presence lists (FIXTURE.md: at most 5 s).
+#[cfg(feature = "redis")]
+const NODE_DOWN_AFTER: Duration = Duration::from_secs(3);
+
+/// Joins the cluster on `url` when it is given.
+#[cfg(feature = "redis")]
+fn cluster(builder: EndpointBuilder, url: Option<String>) -> Result<EndpointBuilder, String> {
+    Ok(match url {
+        Some(url) => builder.redis(url).node_down_after(NODE_DOWN_AFTER),
+        None => builder,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn cluster(builder: EndpointBuilder, url: Option<String>) -> Result<EndpointBuilder, String> {
+    match url {
+        Some(_) => {
+            Err("--redis needs the cargo feature `redis`: build with --features redis (or --all-features)".into())
+        }
+        None => Ok(builder),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let mut port = 4807u16;
+    let (mut redis, mut node) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: parity [--port PORT]").into()),
+            "--port" => port = value()?.parse()?,
+            "--redis" => redis = Some(value()?),
+            "--node" => node = Some(value()?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: parity [--port PORT] [--redis URL --node NAME]"
+                )
+                .into());
+            }
         }
     }
     let limited = UserSocket::new()
@@ -249,7 +286,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .channel("bench:*", |_| Bench { intercepts: false })
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
         .channel("presence:*", |_| PresenceChannel { user: String::new() });
-    let endpoint = Endpoint::builder()
+    let mut builder = Endpoint::builder();
+    if let Some(node) = node {
+        builder = builder.node_name(node);
+    }
+    let endpoint = cluster(builder, redis)?
         .bind(format!("127.0.0.1:{port}"))
         .host("example.com")
         .socket("/ws", user_socket(false))
@@ -259,7 +300,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .socket("/bench", bench)
         .max_channel_threads(30_000)
         .start()?;
-    println!("parity fixture listening on {}", endpoint.local_addr());
+    println!("parity fixture listening on {} (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())
 }

@@ -77,6 +77,8 @@ mod channel;
 mod channel_runtime;
 mod channel_thread;
 pub mod client;
+#[cfg(feature = "redis")]
+mod cluster;
 mod connect_info;
 mod endpoint;
 mod error;
@@ -109,7 +111,7 @@ pub use origin::{CheckOrigin, Origin};
 pub use params::Params;
 pub use payload::Payload;
 pub use protocol::user_socket::{Refusal, UserSocket};
-pub use pubsub::{Adapter, PubSub, Subscription};
+pub use pubsub::{Adapter, AdapterError, PubSub, Subscription};
 pub use serializer::Serializer;
 pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;

@@ -5,11 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $name:ident,)*) => {
         /// Live counters, shared by every thread of an endpoint.
         #[derive(Default, Debug)]
         pub(crate) struct Stats {
-            $($name: AtomicU64,)*
+            $($(#[cfg($cfg)])? $name: AtomicU64,)*
         }
 
         /// A copy of the endpoint's counters at one moment.
@@ -27,14 +27,14 @@ macro_rules! counters {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct StatsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* $(#[cfg($cfg)])? pub $name: u64,)*
         }
 
         impl Stats {
-            $(pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
+            $($(#[cfg($cfg)])? pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
 
             pub(crate) fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
+                StatsSnapshot { $($(#[cfg($cfg)])? $name: self.$name.load(Relaxed),)* }
             }
         }
     };
@@ -80,6 +80,23 @@ counters! {
     panics,
     /// Connections closed for sending a frame that could not be decoded.
     malformed_frames,
+    /// Broadcasts published to the other nodes of the cluster (feature `redis`, like
+    /// the four below).
+    #[cfg(feature = "redis")]
+    cluster_broadcasts_sent,
+    /// Broadcasts received from other nodes and delivered here.
+    #[cfg(feature = "redis")]
+    cluster_broadcasts_received,
+    /// Cross-node broadcasts lost: not published (Redis unreachable, or the publish queue
+    /// full) or received while this node's delivery queue was full.
+    #[cfg(feature = "redis")]
+    cluster_broadcasts_lost,
+    /// 1 while this node is connected to Redis (publishing and subscribed), else 0.
+    #[cfg(feature = "redis")]
+    redis_connected,
+    /// Attempts to connect to Redis again after a failure or a lost connection.
+    #[cfg(feature = "redis")]
+    redis_reconnects,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -88,6 +105,11 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 
 pub(crate) fn incr(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn set(counter: &AtomicU64, n: u64) {
+    counter.store(n, Relaxed);
 }
 
 pub(crate) fn decr(counter: &AtomicU64) {

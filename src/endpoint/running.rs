@@ -1,7 +1,10 @@
 //! A running endpoint's threads, and how they stop: the acceptor first, then the
-//! connections in batches, then the channels, the reactors and the workers.
+//! connections in batches, then the channels, the reactors and the workers, and in a
+//! cluster the link to the other nodes.
 
 use super::config::EndpointConfig;
+#[cfg(feature = "redis")]
+use crate::cluster::Cluster;
 use crate::protocol::sockets::Sockets;
 use crate::transport::acceptor::AcceptorStop;
 use crate::transport::mailbox::{Command, Mailbox};
@@ -22,6 +25,8 @@ pub(super) struct Running {
     mailboxes: Mutex<Vec<Arc<Mailbox>>>,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
+    #[cfg(feature = "redis")]
+    cluster: Mutex<Option<Cluster>>,
 }
 
 impl Running {
@@ -32,6 +37,7 @@ impl Running {
         acceptor: (JoinHandle<()>, AcceptorStop),
         reactors: Vec<JoinHandle<()>>,
         mailboxes: Vec<Arc<Mailbox>>,
+        #[cfg(feature = "redis")] cluster: Option<Cluster>,
     ) -> Self {
         Running {
             sockets,
@@ -42,6 +48,8 @@ impl Running {
             mailboxes: Mutex::new(mailboxes),
             stopped: Mutex::new(false),
             stopped_signal: Condvar::new(),
+            #[cfg(feature = "redis")]
+            cluster: Mutex::new(cluster),
         }
     }
 
@@ -70,6 +78,11 @@ impl Running {
         }
         self.sockets.connect_pool.stop();
         runtime.presence.stop();
+        // Last, so that the presences of the channels that ended leave the other nodes too.
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.lock().take() {
+            cluster.stop();
+        }
         *stopped = true;
         self.stopped_signal.notify_all();
         log::info!("phx-channels endpoint on {} shut down", self.local_addr);

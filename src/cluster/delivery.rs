@@ -1,0 +1,35 @@
+//! Delivering the other nodes' broadcasts here: one thread per node takes them from
+//! the subscriber's queue, in the order they arrived, and fans each out locally
+//! (`PubSub::deliver_remote`: the fastlane encodes it once per wire format here too).
+
+use super::link::{POLL, Shared};
+use super::queue::QueueReceiver;
+use super::wire::Envelope;
+use crate::pubsub::PubSub;
+use crate::stats;
+use crossbeam_channel::RecvTimeoutError;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Starts the thread that delivers the broadcasts arriving on `queue` (whole wire messages).
+pub(super) fn start(
+    shared: Arc<Shared>,
+    pubsub: PubSub,
+    queue: QueueReceiver<Vec<u8>>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("phx-cluster-deliver".into()).spawn(move || {
+        while !shared.stopping() {
+            match queue.recv_timeout(POLL) {
+                Ok(bytes) => match Envelope::decode(&bytes).and_then(Envelope::broadcast) {
+                    Ok(broadcast) => {
+                        stats::incr(shared.stats.cluster_broadcasts_received());
+                        pubsub.deliver_remote(broadcast);
+                    }
+                    Err(err) => log::warn!("cluster: ignoring a broadcast: {err}"),
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    })
+}
