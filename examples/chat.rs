@@ -6,18 +6,30 @@
 //! cargo run --release --example chat            # then open http://127.0.0.1:4000/
 //! cargo run --release --example chat -- --port 4001
 //! ```
+//!
+//! Two or more demos share rooms and presence through a Redis (feature `redis`):
+//!
+//! ```text
+//! cargo run --release --features redis --example chat -- --port 4000 --redis redis://127.0.0.1:6379/
+//! cargo run --release --features redis --example chat -- --port 4001 --redis redis://127.0.0.1:6379/
+//! ```
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
     Channel, CheckOrigin, Endpoint, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason, UserSocket,
 };
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[path = "shared/cluster.rs"]
+mod cluster;
 
 /// Longest message body accepted, in characters.
 const MAX_BODY: usize = 2000;
 /// Longest display name accepted, in characters.
 const MAX_NAME: usize = 40;
+/// In a cluster, how long the people of a demo that stopped stay in the others' lists.
+const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
 
 /// Sent by a room to itself so it can push the presence state after its join reply.
 struct AfterJoin;
@@ -76,15 +88,28 @@ impl Channel for Room {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut port = 4000u16;
+    let (mut redis, mut node) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: chat [--port PORT]").into()),
+            "--port" => port = value()?.parse()?,
+            "--redis" => redis = Some(value()?),
+            "--node" => node = Some(value()?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: chat [--port PORT] [--redis URL [--node NAME]]"
+                )
+                .into());
+            }
         }
     }
     let js = "text/javascript; charset=utf-8";
-    let endpoint = Endpoint::builder()
+    let mut builder = Endpoint::builder();
+    if let Some(node) = node {
+        builder = builder.node_name(node);
+    }
+    let endpoint = cluster::join(builder, redis, NODE_DOWN_AFTER)?
         .bind(format!("127.0.0.1:{port}"))
         // The page comes from this server, so only its own origin may connect.
         .socket(
@@ -97,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .static_response("/style.css", "text/css; charset=utf-8", &include_bytes!("chat/style.css")[..])
         .health_check("/health")
         .start()?;
-    println!("chat demo: open http://{}/ in two browser tabs", endpoint.local_addr());
+    println!("chat demo: open http://{}/ in two browser tabs (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())
 }

@@ -13,8 +13,8 @@
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, EndpointBuilder, Flow, Handled, Info, JoinResult, Payload,
-    Refusal, Socket, StopReason, UserSocket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
+    StopReason, UserSocket,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -232,28 +232,11 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
     }
 }
 
+#[path = "shared/cluster.rs"]
+mod cluster;
+
 /// How long a silent node of the cluster stays in presence lists (FIXTURE.md: at most 5 s).
-#[cfg(feature = "redis")]
 const NODE_DOWN_AFTER: Duration = Duration::from_secs(3);
-
-/// Joins the cluster on `url` when it is given.
-#[cfg(feature = "redis")]
-fn cluster(builder: EndpointBuilder, url: Option<String>) -> Result<EndpointBuilder, String> {
-    Ok(match url {
-        Some(url) => builder.redis(url).node_down_after(NODE_DOWN_AFTER),
-        None => builder,
-    })
-}
-
-#[cfg(not(feature = "redis"))]
-fn cluster(builder: EndpointBuilder, url: Option<String>) -> Result<EndpointBuilder, String> {
-    match url {
-        Some(_) => {
-            Err("--redis needs the cargo feature `redis`: build with --features redis (or --all-features)".into())
-        }
-        None => Ok(builder),
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -290,7 +273,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(node) = node {
         builder = builder.node_name(node);
     }
-    let endpoint = cluster(builder, redis)?
+    let endpoint = cluster::join(builder, redis, NODE_DOWN_AFTER)?
         .bind(format!("127.0.0.1:{port}"))
         .host("example.com")
         .socket("/ws", user_socket(false))

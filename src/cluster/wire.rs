@@ -246,6 +246,11 @@ impl<'a> Envelope<'a> {
         Ok(Envelope { kind, origin, incarnation, target, body: r })
     }
 
+    /// The topic of a `Kind::Broadcast` message, read without its payload.
+    pub(super) fn topic(&self) -> Result<&'a str, WireError> {
+        Reader(self.body.0).str()
+    }
+
     /// The broadcast a `Kind::Broadcast` message carries.
     pub(super) fn broadcast(self) -> Result<Broadcast, WireError> {
         let mut r = self.body;
@@ -378,8 +383,17 @@ mod tests {
         assert_eq!(bytes, expected);
         let envelope = Envelope::decode(&bytes).unwrap();
         assert_eq!((envelope.kind, envelope.origin, envelope.target), (Kind::Broadcast, "web-1", ""));
+        assert_eq!(envelope.topic().unwrap(), "room:1");
         assert_eq!(envelope.incarnation, 0x0102_0304_0506_0708);
         assert_eq!(envelope.broadcast().unwrap(), Broadcast::new("room:1", "new_msg", json!({"body": "hi"})));
+    }
+
+    #[test]
+    fn a_broadcast_costs_its_payload_names_and_15_bytes() {
+        let payload = json!({"pad": "x".repeat(90)});
+        assert_eq!(serde_json::to_vec(&payload).unwrap().len(), 100);
+        let a = Origin { node: "a".into(), incarnation: 1 };
+        assert_eq!(a.broadcast("", &Broadcast::new("bench:bcast", "broadcast", payload)).len(), 136);
     }
 
     #[test]

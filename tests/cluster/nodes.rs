@@ -2,7 +2,8 @@
 //! the `redis` feature, `--redis URL --node NAME`), and clients of them.
 
 use phx_channels::client::{Client, ClientError};
-use phx_channels::message::Message;
+use phx_channels::message::{Message, Reply};
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -68,15 +69,26 @@ impl Node {
         Client::builder(&self.addr).path("/bench").timeout(timeout).connect().unwrap()
     }
 
-    /// A V2 client of the user socket (200 ms idle timeout: see [`keep_waiting`]),
-    /// with `user_id` as its socket id.
+    /// A V2 client of the user socket, with `user_id` as its socket id. That socket
+    /// closes a connection silent for 200 ms, so the client waits 50 ms at a time and
+    /// the helpers below send heartbeats between waits.
     pub fn user(&self, user_id: &str) -> Client {
-        Client::builder(&self.addr)
-            .path("/ws")
-            .param("user_id", user_id)
-            .timeout(Duration::from_millis(50))
-            .connect()
-            .unwrap()
+        let connect = || {
+            Client::builder(&self.addr)
+                .path("/ws")
+                .param("user_id", user_id)
+                .timeout(Duration::from_millis(50))
+                .connect()
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match connect() {
+                Ok(client) => return client,
+                Err(ClientError::Timeout) if tries < 20 => {}
+                Err(err) => panic!("connecting to {}: {err}", self.name),
+            }
+        }
     }
 
     /// Kills the process with SIGKILL, as a crash would end it.
@@ -112,6 +124,38 @@ pub fn keep_waiting(client: &mut Client, topic: &str, event: &str, within: Durat
                 let _ = client.heartbeat();
             }
             Err(err) => panic!("waiting for {event} on {topic}: {err}"),
+        }
+    }
+}
+
+/// Joins `topic` on a client of the user socket (see [`Node::user`]).
+pub fn join_keeping_alive(client: &mut Client, topic: &str, payload: Value) {
+    let reply = match client.join(topic, payload) {
+        Ok(reply) => reply,
+        Err(ClientError::Timeout) => {
+            let join_ref = client.join_ref(topic).expect("a join ref").to_owned();
+            keep_waiting_reply(client, &join_ref, Duration::from_secs(5))
+        }
+        Err(err) => panic!("joining {topic}: {err}"),
+    };
+    assert_eq!(reply.status, "ok", "joining {topic}: {reply:?}");
+}
+
+/// Pushes `event` on a client of the user socket and waits for the reply.
+pub fn push_keeping_alive(client: &mut Client, topic: &str, event: &str, payload: Value) -> Reply {
+    let msg_ref = client.push_async(topic, event, payload).unwrap();
+    keep_waiting_reply(client, &msg_ref, Duration::from_secs(5))
+}
+
+fn keep_waiting_reply(client: &mut Client, msg_ref: &str, within: Duration) -> Reply {
+    let deadline = Instant::now() + within;
+    loop {
+        match client.wait_reply(msg_ref) {
+            Ok(reply) => return reply,
+            Err(ClientError::Timeout) if Instant::now() < deadline => {
+                let _ = client.heartbeat();
+            }
+            Err(err) => panic!("waiting for reply {msg_ref}: {err}"),
         }
     }
 }

@@ -66,21 +66,22 @@ function logTail(file, lines = 40){
 }
 
 /**
- * Starts `cargo run --release --example <example> -- --port PORT` (the parity fixture unless
- * told otherwise) from the repository root and
+ * Starts `cargo run --release --all-features --example <example> -- --port PORT [args...]`
+ * (the parity fixture unless told otherwise; every feature, so that it has every flag) from
+ * the repository root and
  * waits until the port accepts TCP connections (at most PHX_FIXTURE_STARTUP_MS, 5 minutes by
  * default, to leave room for the first release build). Rejects at once if the process exits
  * before that. The server's output goes to a log file in the temp directory.
  *
  * Returns {url, port, logFile, stop}. The process is also killed when this node process exits.
  */
-export async function startFixture({port, example = "parity"} = {}){
+export async function startFixture({port, example = "parity", args = []} = {}){
   port = port || await freePort()
   const logFile = path.join(os.tmpdir(), `phx-${example}-${process.pid}-${port}.log`)
   const logFd = fs.openSync(logFile, "w")
   // detached: the server gets its own process group, so stop() ends cargo and whatever it
   // started (cargo replaces itself with the example on Unix, but do not rely on that)
-  const child = spawn("cargo", ["run", "--release", "--example", example, "--", "--port", String(port)], {
+  const child = spawn("cargo", ["run", "--release", "--all-features", "--example", example, "--", "--port", String(port), ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", logFd, logFd],
     detached: true,
