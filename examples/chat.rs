@@ -15,14 +15,12 @@
 //! ```
 
 use phx_channels::presence::PRESENCE_STATE;
-use phx_channels::{
-    Channel, CheckOrigin, Endpoint, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason, UserSocket,
-};
+use phx_channels::{Channel, CheckOrigin, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason, UserSocket};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[path = "shared/cluster.rs"]
-mod cluster;
+#[path = "shared/flags.rs"]
+mod flags;
 
 /// Longest message body accepted, in characters.
 const MAX_BODY: usize = 2000;
@@ -87,30 +85,10 @@ impl Channel for Room {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut port = 4000u16;
-    let (mut redis, mut node) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--port" => port = value()?.parse()?,
-            "--redis" => redis = Some(value()?),
-            "--node" => node = Some(value()?),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: chat [--port PORT] [--redis URL [--node NAME]]"
-                )
-                .into());
-            }
-        }
-    }
+    let flags = flags::Flags::parse("chat", 4000)?;
     let js = "text/javascript; charset=utf-8";
-    let mut builder = Endpoint::builder();
-    if let Some(node) = node {
-        builder = builder.node_name(node);
-    }
-    let endpoint = cluster::join(builder, redis, NODE_DOWN_AFTER)?
-        .bind(format!("127.0.0.1:{port}"))
+    let endpoint = flags
+        .endpoint(NODE_DOWN_AFTER)?
         // The page comes from this server, so only its own origin may connect.
         .socket(
             "/socket",

@@ -13,7 +13,7 @@
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
-    Assigns, Channel, CheckOrigin, ConnectInfoKey, Endpoint, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
+    Assigns, Channel, CheckOrigin, ConnectInfoKey, Flow, Handled, Info, JoinResult, Payload, Refusal, Socket,
     StopReason, UserSocket,
 };
 use serde_json::{Value, json};
@@ -232,31 +232,15 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
     }
 }
 
-#[path = "shared/cluster.rs"]
-mod cluster;
+#[path = "shared/flags.rs"]
+mod flags;
 
 /// How long a silent node of the cluster stays in presence lists (FIXTURE.md: at most 5 s).
 const NODE_DOWN_AFTER: Duration = Duration::from_secs(3);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let mut port = 4807u16;
-    let (mut redis, mut node) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--port" => port = value()?.parse()?,
-            "--redis" => redis = Some(value()?),
-            "--node" => node = Some(value()?),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: parity [--port PORT] [--redis URL --node NAME]"
-                )
-                .into());
-            }
-        }
-    }
+    let flags = flags::Flags::parse("parity", 4807)?;
     let limited = UserSocket::new()
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
@@ -269,12 +253,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .channel("bench:*", |_| Bench { intercepts: false })
         .channel("bench_icpt:*", |_| Bench { intercepts: true })
         .channel("presence:*", |_| PresenceChannel { user: String::new() });
-    let mut builder = Endpoint::builder();
-    if let Some(node) = node {
-        builder = builder.node_name(node);
-    }
-    let endpoint = cluster::join(builder, redis, NODE_DOWN_AFTER)?
-        .bind(format!("127.0.0.1:{port}"))
+    let endpoint = flags
+        .endpoint(NODE_DOWN_AFTER)?
         .host("example.com")
         .socket("/ws", user_socket(false))
         .socket("/ws/admin", user_socket(false))

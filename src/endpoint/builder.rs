@@ -183,7 +183,7 @@ impl EndpointBuilder {
 
     /// This node's name in a cluster; default `<host name>-<process id>`. Every process
     /// of a cluster needs a name of its own: it is where
-    /// [`direct_broadcast`](crate::Endpoint::direct_broadcast) sends, and presence keeps
+    /// [`direct_broadcast`](crate::PubSub::direct_broadcast) sends, and presence keeps
     /// each node's entries under it.
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.config.node_name = Some(name.into());

@@ -76,18 +76,6 @@ impl Endpoint {
         self.pubsub().broadcast_from(from, topic, event, payload)
     }
 
-    /// Broadcasts to the subscribers on the node named `node` only. See
-    /// [`PubSub::direct_broadcast`].
-    pub fn direct_broadcast(
-        &self,
-        node: &str,
-        topic: &str,
-        event: &str,
-        payload: impl Into<Payload>,
-    ) -> Result<(), Error> {
-        self.pubsub().direct_broadcast(node, topic, event, payload)
-    }
-
     /// This node's name (see [`EndpointBuilder::node_name`]).
     pub fn node_name(&self) -> &str {
         self.pubsub().node_name()

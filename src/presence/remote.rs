@@ -209,28 +209,33 @@ mod tests {
         value.as_object().cloned().unwrap()
     }
 
-    /// Applies every change `from` fed so far to `to`, as node `node`.
-    fn replicate(feed: &Receiver<Change>, to: &Presence, node: &NodeId) {
-        to.apply_remote(node, feed.try_iter().collect());
+    /// Node a, whose changes are fed, and node b, which applies them (`replicate`).
+    fn pair() -> (Arc<Presence>, Arc<Presence>, Receiver<Change>) {
+        let (a, _) = presence("a");
+        let (b, _) = presence("b");
+        let feed = a.feed(100);
+        (a, b, feed)
+    }
+
+    /// Applies every change `a` fed so far to `b`.
+    fn replicate(feed: &Receiver<Change>, b: &Presence) {
+        b.apply_remote(&NodeId("a".into()), feed.try_iter().collect());
     }
 
     #[test]
     fn changes_replayed_on_another_node_give_the_same_list() {
-        let (a, _) = presence("a");
-        let (b, _) = presence("b");
-        let feed = a.feed(100);
-        let node = NodeId("a".into());
+        let (a, b, feed) = pair();
         a.track(SubscriberId(1), "t", "alice", json!({"s": 1})).unwrap();
         a.track(SubscriberId(2), "t", "alice", json!({"s": 2})).unwrap();
         a.track(SubscriberId(3), "t", "bob", json!({})).unwrap();
         a.update(SubscriberId(1), "t", "alice", json!({"s": 3})).unwrap();
         a.untrack(SubscriberId(3), "t", "bob");
-        replicate(&feed, &b, &node);
+        replicate(&feed, &b);
         assert_eq!(b.list("t"), a.list("t"));
         assert_eq!(b.list("t")["alice"]["metas"][0]["s"], 3, "an update keeps its place");
         a.untrack_all(SubscriberId(1));
         a.untrack_all(SubscriberId(2));
-        replicate(&feed, &b, &node);
+        replicate(&feed, &b);
         assert_eq!(b.list("t"), json!({}));
         assert!(b.topics.lock().is_empty(), "nothing is left of an emptied topic");
         a.stop();
@@ -239,16 +244,13 @@ mod tests {
 
     #[test]
     fn changes_already_in_a_state_change_nothing() {
-        let (a, _) = presence("a");
-        let (b, _) = presence("b");
-        let feed = a.feed(100);
-        let node = NodeId("a".into());
+        let (a, b, feed) = pair();
         a.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
         a.update(SubscriberId(1), "t", "alice", json!({"s": "busy"})).unwrap();
         a.track(SubscriberId(2), "u", "bob", json!({})).unwrap();
         a.untrack(SubscriberId(2), "u", "bob");
-        b.replace_node(&node, a.local_state());
-        replicate(&feed, &b, &node);
+        b.replace_node(&NodeId("a".into()), a.local_state());
+        replicate(&feed, &b);
         assert_eq!(b.list("t"), a.list("t"));
         assert_eq!(b.list("u"), json!({}));
         a.stop();

@@ -63,7 +63,7 @@ pub type AdapterError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// let endpoint = Endpoint::builder().bind("127.0.0.1:0").adapter(Print).start()?;
 /// endpoint.broadcast("room:lobby", "ping", serde_json::json!({}))?;
-/// endpoint.direct_broadcast("web-2", "room:lobby", "ping", serde_json::json!({}))?;
+/// endpoint.pubsub().direct_broadcast("web-2", "room:lobby", "ping", serde_json::json!({}))?;
 /// endpoint.shutdown();
 /// # Ok::<(), phx_channels::Error>(())
 /// ```

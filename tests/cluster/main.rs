@@ -8,15 +8,20 @@
 //! Needs `PHX_TEST_REDIS_URL` (see `redis.rs`; `scripts/test.sh` starts a Redis) and the
 //! parity binary built with the feature: `cargo build --features redis --example parity`.
 
+// For `wait_until`, the polling wait every integration test uses.
+#[allow(dead_code)]
+#[path = "../common/events.rs"]
+mod events;
 mod nodes;
 mod redis;
 
-use nodes::{Node, join_keeping_alive, keep_waiting, keep_waiting_close, push_keeping_alive, unique, wait_until};
+use events::wait_until;
+use nodes::{Node, join_keeping_alive, keep_waiting, keep_waiting_close, push_keeping_alive, unique};
 use phx_channels::client::{Client, ClientError};
-use phx_channels::{Channel, Endpoint, Handled, JoinResult, Payload, Socket, UserSocket};
+use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
 use redis::{OwnRedis, free_port, shared_redis};
 use serde_json::{Value, json};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The tests that start endpoints in this process run one at a time (one of them
@@ -41,6 +46,13 @@ fn broadcasts_until_sentinel(client: &mut Client, topic: &str) -> Vec<Payload> {
         }
         got.push(msg.payload);
     }
+}
+
+/// Two nodes on the shared Redis, `<tag>-a` and `<tag>-b` (or a skip, see `shared_redis`).
+fn two_nodes(test: &str, tag: &str) -> Option<(String, Node, Node)> {
+    let redis = shared_redis(test)?;
+    let (a, b) = (Node::start(&redis, &unique(&format!("{tag}-a"))), Node::start(&redis, &unique(&format!("{tag}-b"))));
+    Some((redis, a, b))
 }
 
 /// `presence_state` of a fresh presence member `user` on `node`'s `topic`.
@@ -111,8 +123,7 @@ fn broadcasts_reach_every_node_once_in_order_and_never_echo() {
 
 #[test]
 fn broadcast_from_skips_the_sender_only() {
-    let Some(redis) = shared_redis("broadcast_from_skips_the_sender_only") else { return };
-    let (a, b) = (Node::start(&redis, &unique("from-a")), Node::start(&redis, &unique("from-b")));
+    let Some((_, a, b)) = two_nodes("broadcast_from_skips_the_sender_only", "from") else { return };
     let topic = format!("bench:{}", unique("from"));
     let mut clients =
         [a.bench(Duration::from_secs(5)), a.bench(Duration::from_secs(5)), b.bench(Duration::from_secs(5))];
@@ -129,10 +140,9 @@ fn broadcast_from_skips_the_sender_only() {
 
 #[test]
 fn intercepted_events_go_through_handle_out_and_binary_payloads_cross() {
-    let Some(redis) = shared_redis("intercepted_events_go_through_handle_out_and_binary_payloads_cross") else {
+    let Some((_, a, b)) = two_nodes("intercepted_events_cross", "icpt") else {
         return;
     };
-    let (a, b) = (Node::start(&redis, &unique("icpt-a")), Node::start(&redis, &unique("icpt-b")));
     // room:* intercepts new_msg; its handle_out adds "transport".
     let room = format!("room:{}", unique("icpt"));
     let mut bob = b.user(&unique("icpt-bob"));
@@ -159,8 +169,7 @@ fn intercepted_events_go_through_handle_out_and_binary_payloads_cross() {
 
 #[test]
 fn a_socket_id_disconnect_closes_that_id_on_every_node() {
-    let Some(redis) = shared_redis("a_socket_id_disconnect_closes_that_id_on_every_node") else { return };
-    let (a, b) = (Node::start(&redis, &unique("dc-a")), Node::start(&redis, &unique("dc-b")));
+    let Some((_, a, b)) = two_nodes("a_socket_id_disconnect_closes_that_id_on_every_node", "dc") else { return };
     let user = unique("dc-user");
     let mut on_b = b.user(&user);
     let mut on_a = a.user(&user);
@@ -175,10 +184,9 @@ fn a_socket_id_disconnect_closes_that_id_on_every_node() {
 
 #[test]
 fn presence_replicates_lists_agree_and_a_late_node_gets_the_full_state() {
-    let Some(redis) = shared_redis("presence_replicates_lists_agree_and_a_late_node_gets_the_full_state") else {
+    let Some((redis, a, b)) = two_nodes("presence_replicates", "pres") else {
         return;
     };
-    let (a, b) = (Node::start(&redis, &unique("pres-a")), Node::start(&redis, &unique("pres-b")));
     let topic = format!("presence:{}", unique("pres"));
     let mut watcher = b.bench(Duration::from_secs(5));
     watcher.join(&topic, json!({"user": "watcher0"})).unwrap();
@@ -296,30 +304,27 @@ fn a_redis_restart_mid_run_loses_nothing_locally_and_cross_node_traffic_resumes(
     eprintln!("presence re-synced {:?} after Redis came back", back.elapsed());
 }
 
-/// A channel for nodes inside the test process: `broadcast` broadcasts its payload.
-struct Echo;
+/// The channel of nodes inside the test process: joining is all it does.
+struct Member;
 
-impl Channel for Echo {
+impl Channel for Member {
     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
         Ok(Payload::empty())
     }
+}
 
-    fn handle_in(&mut self, event: &str, payload: Payload, socket: &mut Socket) -> Handled {
-        match event {
-            "broadcast" => match socket.broadcast("broadcast", payload) {
-                Ok(()) => Handled::ok(),
-                Err(err) => Handled::reply_error(json!({"reason": err.to_string()})),
-            },
-            _ => Handled::NoReply,
-        }
-    }
+/// For a test that starts endpoints in this process: the shared Redis's URL (or a
+/// skip, see `shared_redis`), and the lock that keeps such tests one at a time.
+fn in_process_test(test: &str) -> Option<(String, MutexGuard<'static, ()>)> {
+    let redis = shared_redis(test)?;
+    Some((redis, IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner())))
 }
 
 /// An endpoint in this process, in the cluster on `redis` as node `name`.
 fn in_process(redis: &str, name: &str) -> Endpoint {
     Endpoint::builder()
         .bind("127.0.0.1:0")
-        .socket("/socket", UserSocket::new().channel("bench:*", |_| Echo))
+        .socket("/socket", UserSocket::new().channel("bench:*", |_| Member))
         .node_name(name)
         .redis(redis)
         .node_down_after(DOWN_AFTER)
@@ -329,8 +334,9 @@ fn in_process(redis: &str, name: &str) -> Endpoint {
 
 #[test]
 fn start_returns_subscribed_and_direct_and_local_broadcasts_reach_only_their_nodes() {
-    let Some(redis) = shared_redis("start_returns_subscribed_and_direct_and_local_broadcasts") else { return };
-    let _alone = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((redis, _alone)) = in_process_test("start_returns_subscribed_and_direct_and_local_broadcasts") else {
+        return;
+    };
     let (b, c) = (Node::start(&redis, &unique("direct-b")), Node::start(&redis, &unique("direct-c")));
     let topic = format!("bench:{}", unique("direct"));
     let (mut on_b, mut on_c) = (b.bench(Duration::from_secs(5)), c.bench(Duration::from_secs(5)));
@@ -340,7 +346,7 @@ fn start_returns_subscribed_and_direct_and_local_broadcasts_reach_only_their_nod
     assert_eq!(node.node_name(), unique("direct-n"));
     // Right after start, a broadcast crosses.
     node.broadcast(&topic, "broadcast", json!({"first": true})).unwrap();
-    node.direct_broadcast(&b.name, &topic, "broadcast", json!({"only": "b"})).unwrap();
+    node.pubsub().direct_broadcast(&b.name, &topic, "broadcast", json!({"only": "b"})).unwrap();
     node.local_broadcast(&topic, "broadcast", json!({"only": "here"})).unwrap();
     node.broadcast(&topic, "broadcast", sentinel()).unwrap();
     let first = Payload::Json(json!({"first": true}));
@@ -359,16 +365,13 @@ fn start_returns_subscribed_and_direct_and_local_broadcasts_reach_only_their_nod
 
 #[test]
 fn an_unreachable_redis_at_start_leaves_the_node_serving_locally_and_retrying() {
-    if shared_redis("an_unreachable_redis_at_start").is_none() {
-        return;
-    }
-    let _alone = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _alone)) = in_process_test("an_unreachable_redis_at_start") else { return };
     let started = Instant::now();
     let node = in_process(&format!("redis://127.0.0.1:{}/", free_port()), &unique("unreachable"));
     assert!(started.elapsed() < Duration::from_secs(3), "start took {:?}", started.elapsed());
     let mut client = Client::builder(node.local_addr().to_string()).connect().unwrap();
     client.join("bench:local", json!({})).unwrap();
-    assert_eq!(client.push("bench:local", "broadcast", json!({"x": 1})).unwrap().status, "ok");
+    node.broadcast("bench:local", "broadcast", json!({"x": 1})).unwrap();
     assert_eq!(client.recv_event("bench:local", "broadcast").unwrap().payload, Payload::Json(json!({"x": 1})));
     assert!(wait_until(Duration::from_secs(5), || node.stats().redis_reconnects >= 2), "{:?}", node.stats());
     let stats = node.stats();
@@ -379,10 +382,7 @@ fn an_unreachable_redis_at_start_leaves_the_node_serving_locally_and_retrying() 
 
 #[test]
 fn publishing_never_waits_for_a_hung_redis_and_the_node_reconnects() {
-    if shared_redis("publishing_never_waits_for_a_hung_redis").is_none() {
-        return;
-    }
-    let _alone = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _alone)) = in_process_test("publishing_never_waits_for_a_hung_redis") else { return };
     let redis = OwnRedis::start();
     let node = in_process(&redis.url(), &unique("hung"));
     assert_eq!(node.stats().redis_connected, 1);
@@ -444,8 +444,7 @@ fn connections_to(port: u16) -> usize {
 
 #[test]
 fn shutdown_ends_the_cluster_threads_and_closes_their_connections() {
-    let Some(redis) = shared_redis("shutdown_ends_the_cluster_threads") else { return };
-    let _alone = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((redis, _alone)) = in_process_test("shutdown_ends_the_cluster_threads") else { return };
     let port: u16 = redis.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
     for i in 0..3 {
         let node = in_process(&redis, &unique(&format!("threads-{i}")));

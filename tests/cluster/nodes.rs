@@ -174,17 +174,3 @@ pub fn keep_waiting_close(client: &mut Client, within: Duration) -> Option<u16> 
         }
     }
 }
-
-/// Polls `check` every 20 ms for up to `within`.
-pub fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
