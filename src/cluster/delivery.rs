@@ -1,8 +1,6 @@
 //! Delivering the other nodes' broadcasts here: one thread per node takes them from
 //! the subscriber's queue, in the order they arrived, and fans each out locally
 //! (`PubSub::deliver_remote`: the fastlane encodes it once per wire format here too).
-//! A broadcast on a topic nobody here subscribes to is dropped before its payload is
-//! parsed: every node receives every broadcast of the cluster (ARCHITECTURE.md).
 
 use super::link::{POLL, Shared};
 use super::queue::QueueReceiver;
@@ -34,13 +32,10 @@ pub(super) fn start(
     })
 }
 
-/// Delivers one broadcast (a whole wire message) here, if anyone here subscribes.
+/// Delivers one broadcast (a whole wire message) here.
 fn deliver(pubsub: &PubSub, shared: &Shared, bytes: &[u8]) -> Result<(), WireError> {
-    let envelope = Envelope::decode(bytes)?;
-    if pubsub.subscriber_count(envelope.topic()?) == 0 {
-        return Ok(());
-    }
+    let broadcast = Envelope::decode(bytes)?.broadcast()?;
     stats::incr(shared.stats.cluster_broadcasts_received());
-    pubsub.deliver_remote(envelope.broadcast()?);
+    pubsub.deliver_remote(broadcast);
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!
 //! - `publisher.rs`: takes messages from a bounded queue and publishes them; any thread
 //!   queues without waiting (the endpoint's [`Adapter`](crate::Adapter) is the queue).
-//! - `subscriber.rs`: reads the channel and sorts what arrives, fast.
+//! - `subscriber.rs`: reads the channel and sorts what arrives, fast (a broadcast on
+//!   a topic without a subscriber here goes no further).
 //! - `delivery.rs`: fans the other nodes' broadcasts out on this node.
 //! - `replication.rs`: presence: sends this node's changes and heartbeats, applies the
 //!   others', takes silent nodes for gone.
@@ -120,8 +121,8 @@ impl Joining {
         let (replication_tx, replication_rx) = queue::queue(REPLICATION_ITEMS, REPLICATION_BYTES);
         let (delivery_tx, delivery_rx) = queue::queue(DELIVERY_ITEMS, DELIVERY_BYTES);
         let mut threads = vec![replication::start(shared.clone(), presence, publish, replication_rx, timing)?];
-        threads.push(delivery::start(shared.clone(), pubsub, delivery_rx)?);
-        let routes = subscriber::Routes { delivery: delivery_tx, replication: replication_tx, losses };
+        threads.push(delivery::start(shared.clone(), pubsub.clone(), delivery_rx)?);
+        let routes = subscriber::Routes { pubsub, delivery: delivery_tx, replication: replication_tx, losses };
         // The node hears its own heartbeat every period: three missed mean a dead link.
         let silence = (timing.heartbeat * 3).max(Duration::from_secs(2));
         let (sub_attempted, sub_attempted_rx) = crossbeam_channel::bounded(1);

@@ -2,8 +2,8 @@
 //! its own and only sorts what arrives, so that it keeps up with Redis (which
 //! disconnects subscribers that read slowly). Broadcasts go to the delivery thread and
 //! presence messages to the replication thread, each through a bounded queue; the
-//! node's own messages (Redis sends them back) and messages meant for another node
-//! stop here.
+//! node's own messages (Redis sends them back), messages meant for another node and
+//! broadcasts on topics without a subscriber here stop here.
 //!
 //! The node hears its own heartbeat at least once per heartbeat period, so a connection
 //! that stays silent much longer than that is taken for dead and opened again.
@@ -13,6 +13,7 @@ use super::losses::Losses;
 use super::queue::QueueSender;
 use super::replication::Event;
 use super::wire::{Envelope, Kind};
+use crate::pubsub::PubSub;
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// Where the subscriber hands messages on.
 pub(super) struct Routes {
+    /// This node's subscriptions, to drop broadcasts nobody here wants.
+    pub(super) pubsub: PubSub,
     pub(super) delivery: QueueSender<Vec<u8>>,
     pub(super) replication: QueueSender<Event>,
     pub(super) losses: Arc<Losses>,
@@ -111,6 +114,11 @@ impl Sorter<'_> {
             return;
         }
         if envelope.kind == Kind::Broadcast {
+            // Every node hears every broadcast: one on a topic nobody here subscribes
+            // to stops here, without waking the delivery thread.
+            if envelope.topic().is_ok_and(|topic| self.routes.pubsub.subscriber_count(topic) == 0) {
+                return;
+            }
             if self.routes.delivery.try_send(bytes.to_vec(), bytes.len()).is_err() {
                 self.routes.losses.lost(1, "this node's delivery queue is full");
             }
