@@ -254,6 +254,31 @@ fn a_killed_node_leaves_presence_within_the_down_period_and_is_merged_again_when
 }
 
 #[test]
+fn a_frozen_node_is_taken_for_gone_and_merged_again_when_it_wakes() {
+    let Some((_, a, b)) = two_nodes("a_frozen_node_is_taken_for_gone", "frozen") else { return };
+    let topic = format!("presence:{}", unique("frozen"));
+    let mut watcher = b.bench(Duration::from_secs(10));
+    watcher.join(&topic, json!({"user": "watcher"})).unwrap();
+    let mut alice = a.bench(Duration::from_secs(5));
+    alice.join(&topic, json!({"user": "alice"})).unwrap();
+    diff_with(&mut watcher, &topic, "joins", "alice");
+    // A node that stops (a long pause, a cut network) stops heartbeating.
+    a.freeze();
+    let frozen = Instant::now();
+    diff_with(&mut watcher, &topic, "leaves", "alice");
+    assert!(frozen.elapsed() >= DOWN_AFTER - Duration::from_millis(700), "left after {:?}", frozen.elapsed());
+    a.thaw();
+    let thawed = Instant::now();
+    diff_with(&mut watcher, &topic, "joins", "alice");
+    eprintln!(
+        "a frozen node's presences left after {:?}, came back {:?} after it woke",
+        thawed - frozen,
+        thawed.elapsed()
+    );
+    wait_for_keys(&a, &topic, &["alice"], Duration::from_secs(3));
+}
+
+#[test]
 fn a_redis_restart_mid_run_loses_nothing_locally_and_cross_node_traffic_resumes() {
     if shared_redis("a_redis_restart_mid_run").is_none() {
         return;
@@ -304,11 +329,15 @@ fn a_redis_restart_mid_run_loses_nothing_locally_and_cross_node_traffic_resumes(
     eprintln!("presence re-synced {:?} after Redis came back", back.elapsed());
 }
 
-/// The channel of nodes inside the test process: joining is all it does.
+/// The channel of nodes inside the test process: it joins, and tracks the join
+/// payload's `user` if it has one.
 struct Member;
 
 impl Channel for Member {
-    fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    fn join(&mut self, _topic: &str, payload: &Payload, socket: &mut Socket) -> JoinResult {
+        if let Some(user) = payload.get("user").and_then(Value::as_str) {
+            socket.track(user, json!({})).unwrap();
+        }
         Ok(Payload::empty())
     }
 }
@@ -413,6 +442,47 @@ fn publishing_never_waits_for_a_hung_redis_and_the_node_reconnects() {
     eprintln!("the slowest of 20,000 broadcasts with Redis hung took {slowest:?}; {:?}", node.stats());
     other.shutdown();
     node.shutdown();
+}
+
+#[test]
+fn a_remote_broadcast_is_encoded_once_per_wire_format_on_the_receiving_node() {
+    let Some((redis, _alone)) = in_process_test("a_remote_broadcast_is_encoded_once") else { return };
+    let b = Node::start(&redis, &unique("encode-b"));
+    let node = in_process(&redis, &unique("encode-n"));
+    let topic = format!("bench:{}", unique("encode"));
+    let mut here: Vec<Client> = ["2.0.0", "2.0.0", "2.0.0", "1.0.0", "1.0.0"]
+        .iter()
+        .map(|vsn| Client::builder(node.local_addr().to_string()).vsn(Some(vsn)).connect().unwrap())
+        .collect();
+    for client in &mut here {
+        client.join(&topic, json!({})).unwrap();
+    }
+    let mut sender = b.bench(Duration::from_secs(5));
+    sender.join(&topic, json!({})).unwrap();
+    let before = node.stats().broadcast_encodes;
+    sender.push(&topic, "broadcast", json!({"x": 1})).unwrap();
+    for client in &mut here {
+        assert_eq!(client.recv_event(&topic, "broadcast").unwrap().payload, Payload::Json(json!({"x": 1})));
+    }
+    assert_eq!(node.stats().broadcast_encodes - before, 2, "one frame for V1, one for V2");
+    node.shutdown();
+}
+
+#[test]
+fn a_node_that_shuts_down_takes_its_presences_along_at_once() {
+    let Some((redis, _alone)) = in_process_test("a_node_that_shuts_down_takes_its_presences_along") else { return };
+    let b = Node::start(&redis, &unique("bye-b"));
+    let topic = format!("bench:{}", unique("bye"));
+    let mut watcher = b.bench(Duration::from_secs(5));
+    watcher.join(&topic, json!({})).unwrap();
+    let node = in_process(&redis, &unique("bye-n"));
+    let mut alice = Client::builder(node.local_addr().to_string()).connect().unwrap();
+    alice.join(&topic, json!({"user": "alice"})).unwrap();
+    diff_with(&mut watcher, &topic, "joins", "alice");
+    let stopped = Instant::now();
+    node.shutdown();
+    diff_with(&mut watcher, &topic, "leaves", "alice");
+    assert!(stopped.elapsed() < DOWN_AFTER, "left after {:?}: not before the down period", stopped.elapsed());
 }
 
 /// This process's cluster threads (`phx-cluster-*`).

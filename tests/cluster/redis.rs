@@ -2,6 +2,7 @@
 //! (`PHX_TEST_REDIS_URL`), shared by most tests, and servers of a test's own, which it
 //! may stop and start again.
 
+use crate::nodes::send_signal;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -73,17 +74,12 @@ impl OwnRedis {
     /// Stops the server's process without closing anything (SIGSTOP): its clients'
     /// connections stay open and go silent, as with a hung server or a cut network.
     pub fn freeze(&self) {
-        self.signal("-STOP");
+        send_signal(self.child.as_ref().expect("running"), "-STOP");
     }
 
     /// Lets a frozen server go on (SIGCONT).
     pub fn thaw(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        send_signal(self.child.as_ref().expect("running"), "-CONT");
     }
 
     /// Kills the server (its clients see their connections drop).
