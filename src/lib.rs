@@ -64,6 +64,9 @@
 //! - [`serializer`]: the V1, V2 and binary wire formats.
 //! - [`client`]: a blocking Phoenix client.
 //! - [`token`]: signed tokens, compatible with `Phoenix.Token`.
+//! - Scale-out (feature `redis`): `EndpointBuilder::redis` joins the endpoints that
+//!   share a Redis into a cluster; broadcasts, socket-id disconnects and presence reach
+//!   every node ([`Adapter`] is the seam, [`PubSub::direct_broadcast`] reaches one node).
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]

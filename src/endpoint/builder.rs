@@ -174,8 +174,8 @@ impl EndpointBuilder {
     }
 
     /// Forwards broadcasts to other nodes through an adapter of your own (see
-    /// [`Adapter`]). With the `redis` feature, [`redis`](EndpointBuilder::redis) does it
-    /// over Redis, presence included.
+    /// [`Adapter`]). With the `redis` feature, `redis` does it over Redis, presence
+    /// included.
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
         self
