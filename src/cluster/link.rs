@@ -14,6 +14,10 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The first wait after a failed attempt; it doubles up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A connection that lived this long before it broke starts the backoff again from
+/// `MIN_BACKOFF`; one that breaks sooner (say, a server that accepts and then refuses
+/// to subscribe) waits longer each time.
+const STABLE: Duration = Duration::from_secs(10);
 /// How often a thread waiting for something checks whether the node is stopping.
 pub(super) const POLL: Duration = Duration::from_millis(100);
 
@@ -71,6 +75,8 @@ pub(super) struct Connector {
     attempts: u64,
     /// When the connection was lost or first failed, until it is back.
     down_since: Option<Instant>,
+    /// When the connection last came up.
+    up_since: Option<Instant>,
 }
 
 impl Connector {
@@ -83,6 +89,7 @@ impl Connector {
             next_attempt: Instant::now(),
             attempts: 0,
             down_since: None,
+            up_since: None,
         }
     }
 
@@ -114,7 +121,7 @@ impl Connector {
                         since.elapsed()
                     );
                 }
-                self.backoff = MIN_BACKOFF;
+                self.up_since = Some(Instant::now());
                 self.shared.set_up(self.role, true);
                 Some(con)
             }
@@ -130,19 +137,26 @@ impl Connector {
                 } else {
                     log::debug!("cluster: Redis at {} still unreachable: {err}", self.address());
                 }
-                self.next_attempt = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                self.wait_longer();
                 None
             }
         }
     }
 
-    /// Records that the connection broke; the next attempt is due at once.
+    fn wait_longer(&mut self) {
+        self.next_attempt = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Records that the connection broke; the next attempt is due after the backoff.
     pub(super) fn lost(&mut self, why: &dyn std::fmt::Display) {
         log::error!("cluster: lost the {:?} connection to Redis at {}: {why}; reconnecting", self.role, self.address());
         self.shared.set_up(self.role, false);
         self.down_since = Some(Instant::now());
-        self.next_attempt = Instant::now();
+        if self.up_since.take().is_some_and(|at| at.elapsed() >= STABLE) {
+            self.backoff = MIN_BACKOFF;
+        }
+        self.wait_longer();
     }
 
     /// Sleeps until the next attempt is due (or the node stops).

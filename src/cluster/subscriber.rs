@@ -48,7 +48,7 @@ fn run(shared: &Shared, mut connector: Connector, routes: &Routes, silence: Dura
     let mut sorter = Sorter { shared, routes, warned: false };
     while !shared.stopping() {
         let Some(mut con) = connector.connect() else {
-            attempted.take().map(|a| a.send(()));
+            tell(&mut attempted);
             connector.pause();
             continue;
         };
@@ -56,12 +56,12 @@ fn run(shared: &Shared, mut connector: Connector, routes: &Routes, silence: Dura
         if let Err(err) = pubsub.subscribe(&shared.channel).and_then(|()| pubsub.set_read_timeout(Some(POLL))) {
             drop(pubsub);
             connector.lost(&err);
-            attempted.take().map(|a| a.send(()));
+            tell(&mut attempted);
             continue;
         }
         log::debug!("cluster: subscribed to {}", shared.channel);
         let _ = routes.replication.try_send(Event::Subscribed, 0);
-        attempted.take().map(|a| a.send(()));
+        tell(&mut attempted);
         let mut heard = Instant::now();
         let lost = loop {
             match pubsub.get_message() {
@@ -82,6 +82,13 @@ fn run(shared: &Shared, mut connector: Connector, routes: &Routes, silence: Dura
         };
         drop(pubsub);
         connector.lost(&lost);
+    }
+}
+
+/// Tells `start` that the first attempt to subscribe is over, once.
+fn tell(attempted: &mut Option<Sender<()>>) {
+    if let Some(attempted) = attempted.take() {
+        let _ = attempted.send(());
     }
 }
 

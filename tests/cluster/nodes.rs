@@ -94,17 +94,16 @@ impl Node {
     /// Stops the process without ending it (SIGSTOP), as a long pause or a cut network
     /// would: it neither sends nor reads until [`thaw`](Node::thaw).
     pub fn freeze(&self) {
-        send_signal(&self.child, "-STOP");
+        assert!(send_signal(&self.child, "-STOP"), "{} is not running", self.name);
     }
 
     /// Lets a frozen node go on (SIGCONT).
     pub fn thaw(&self) {
-        send_signal(&self.child, "-CONT");
+        assert!(send_signal(&self.child, "-CONT"), "{} is not running", self.name);
     }
 
     /// Kills the process with SIGKILL, as a crash would end it.
     pub fn kill(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -140,10 +139,11 @@ pub fn keep_waiting(client: &mut Client, topic: &str, event: &str, within: Durat
     }
 }
 
-/// Sends `signal` (`-STOP`, `-CONT`) to a child process with kill(1).
-pub fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
-    assert!(status.success(), "kill {signal} {}", child.id());
+/// Sends `signal` (`-STOP`, `-CONT`) to a child process with kill(1); returns whether
+/// it was delivered (not to a process already gone).
+pub fn send_signal(child: &Child, signal: &str) -> bool {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).stderr(Stdio::null()).status();
+    status.is_ok_and(|s| s.success())
 }
 
 /// Joins `topic` on a client of the user socket (see [`Node::user`]).

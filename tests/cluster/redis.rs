@@ -74,18 +74,17 @@ impl OwnRedis {
     /// Stops the server's process without closing anything (SIGSTOP): its clients'
     /// connections stay open and go silent, as with a hung server or a cut network.
     pub fn freeze(&self) {
-        send_signal(self.child.as_ref().expect("running"), "-STOP");
+        assert!(send_signal(self.child.as_ref().expect("running"), "-STOP"));
     }
 
     /// Lets a frozen server go on (SIGCONT).
     pub fn thaw(&self) {
-        send_signal(self.child.as_ref().expect("running"), "-CONT");
+        assert!(send_signal(self.child.as_ref().expect("running"), "-CONT"));
     }
 
     /// Kills the server (its clients see their connections drop).
     pub fn halt(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
