@@ -36,6 +36,13 @@ pub(super) struct Outgoing {
     broadcast: bool,
 }
 
+#[cfg(test)]
+impl Outgoing {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The publishing handle: cheap to clone, for any thread.
 #[derive(Clone)]
 pub(super) struct Publish {
@@ -44,6 +51,13 @@ pub(super) struct Publish {
 }
 
 impl Publish {
+    /// A handle whose queue nobody sends to Redis: the test reads it.
+    #[cfg(test)]
+    pub(super) fn detached(losses: Arc<Losses>) -> (Publish, QueueReceiver<Outgoing>) {
+        let (queue, receiver) = queue(QUEUE_ITEMS, QUEUE_BYTES);
+        (Publish { queue, losses }, receiver)
+    }
+
     /// Queues `bytes` for the cluster channel; never blocks.
     pub(super) fn send(&self, bytes: Vec<u8>, broadcast: bool) {
         let size = bytes.len();

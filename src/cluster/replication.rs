@@ -232,3 +232,125 @@ impl Replicator {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::losses::Losses;
+    use crate::cluster::publisher::Outgoing;
+    use crate::cluster::wire::{Kind, Origin};
+    use crate::presence::TopicEntries;
+    use crate::pubsub::PubSub;
+    use crate::stats::Stats;
+    use crate::subscriber_id::SubscriberId;
+    use serde_json::{Map, Value, json};
+
+    /// Node "me", replicating into a queue the test reads.
+    fn replicator() -> (Replicator, QueueReceiver<Outgoing>) {
+        let stats = Arc::new(Stats::default());
+        let pubsub = PubSub::new(4, 1, stats.clone(), None, 100, Arc::from("me"));
+        let presence = Presence::start(pubsub, Duration::from_millis(5), NodeId("me".into())).unwrap();
+        let origin = Origin { node: "me".into(), incarnation: 7 };
+        let shared = Arc::new(Shared::new(origin, "phx:test".into(), stats.clone()));
+        let (publish, sent) = Publish::detached(Arc::new(Losses::new(stats)));
+        let replicator = Replicator {
+            shared,
+            feed: presence.feed(100),
+            presence,
+            publish,
+            timing: Timing::new(Duration::from_secs(3)),
+            seq: 0,
+            replicas: HashMap::new(),
+            next_heartbeat: Instant::now(),
+        };
+        (replicator, sent)
+    }
+
+    /// What the replicator published since the last call: (kind, target, message).
+    fn sent(queue: &QueueReceiver<Outgoing>) -> Vec<(Kind, String, Replication)> {
+        std::iter::from_fn(|| queue.try_recv())
+            .map(|out| {
+                let envelope = Envelope::decode(out.bytes()).unwrap();
+                let (kind, target) = (envelope.kind, envelope.target.to_owned());
+                (kind, target, envelope.replication().unwrap())
+            })
+            .collect()
+    }
+
+    fn state(key: &str, phx_ref: &str) -> Replication {
+        let meta: Map<String, Value> = json!({"phx_ref": phx_ref}).as_object().cloned().unwrap();
+        Replication::State {
+            seq: 1,
+            state: vec![TopicEntries { topic: "t".into(), entries: vec![(key.into(), meta)] }],
+        }
+    }
+
+    fn keys(replicator: &Replicator) -> Vec<String> {
+        replicator.presence.list("t").as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn an_unknown_node_is_asked_for_its_state_once_until_the_answer_is_overdue() {
+        let (mut r, queue) = replicator();
+        r.remote("b".into(), 1, Replication::Heartbeat { seq: 3 });
+        assert_eq!(sent(&queue), [(Kind::StateRequest, "b".into(), Replication::StateRequest)]);
+        r.remote("b".into(), 1, Replication::Heartbeat { seq: 3 });
+        assert!(sent(&queue).is_empty(), "asked already");
+        r.replicas.get_mut("b").unwrap().requested = Some(Instant::now() - r.timing.heartbeat * 2);
+        r.remote("b".into(), 1, Replication::Heartbeat { seq: 3 });
+        assert_eq!(sent(&queue).len(), 1, "asked again once the answer is overdue");
+        r.presence.stop();
+    }
+
+    #[test]
+    fn deltas_apply_in_order_only_and_a_gap_asks_for_the_state() {
+        let (mut r, queue) = replicator();
+        r.remote("b".into(), 1, state("alice", "A"));
+        assert_eq!(keys(&r), ["alice"]);
+        let join = |key: &str, phx_ref: &str| Change::Join {
+            topic: "t".into(),
+            key: key.into(),
+            meta: json!({"phx_ref": phx_ref}).as_object().cloned().unwrap(),
+        };
+        r.remote("b".into(), 1, Replication::Delta { seq: 2, changes: vec![join("bob", "B")] });
+        r.remote("b".into(), 1, Replication::Heartbeat { seq: 2 });
+        assert_eq!(keys(&r), ["alice", "bob"]);
+        assert!(sent(&queue).is_empty(), "in step");
+        r.remote("b".into(), 1, Replication::Delta { seq: 4, changes: vec![join("carol", "C")] });
+        assert_eq!(keys(&r), ["alice", "bob"], "a delta after a gap waits for the state");
+        assert_eq!(sent(&queue), [(Kind::StateRequest, "b".into(), Replication::StateRequest)]);
+        r.presence.stop();
+    }
+
+    #[test]
+    fn a_new_incarnation_replaces_the_old_one_and_a_silent_node_is_taken_for_gone() {
+        let (mut r, queue) = replicator();
+        r.remote("b".into(), 1, state("alice", "A"));
+        r.remote("b".into(), 2, Replication::Heartbeat { seq: 0 });
+        assert!(keys(&r).is_empty(), "the old run's entries left");
+        assert_eq!(sent(&queue).len(), 1, "the new run is asked for its state");
+        r.remote("b".into(), 2, state("bob", "B"));
+        assert_eq!(keys(&r), ["bob"]);
+        r.check_replicas(Instant::now() + Duration::from_secs(2));
+        assert_eq!(keys(&r), ["bob"], "not silent long enough");
+        r.check_replicas(Instant::now() + Duration::from_secs(3));
+        assert!(keys(&r).is_empty() && r.replicas.is_empty(), "gone after the down period");
+        r.presence.stop();
+    }
+
+    #[test]
+    fn a_state_request_is_answered_for_the_asker_with_this_nodes_entries() {
+        let (mut r, queue) = replicator();
+        let phx_ref = r.presence.track(SubscriberId(1), "t", "me-user", json!({})).unwrap();
+        r.send_changes();
+        let delta = sent(&queue);
+        assert!(matches!(&delta[..], [(Kind::Delta, target, Replication::Delta { seq: 1, .. })] if target.is_empty()));
+        r.remote("b".into(), 1, Replication::StateRequest);
+        let out = sent(&queue);
+        assert_eq!(out[0], (Kind::StateRequest, "b".into(), Replication::StateRequest), "b is new here: ask it");
+        let (kind, target, Replication::State { seq, state }) = &out[1] else { panic!("{out:?}") };
+        assert_eq!((*kind, target.as_str(), *seq), (Kind::State, "b", 1));
+        assert_eq!(state[0].entries[0].1["phx_ref"], phx_ref);
+        r.presence.stop();
+    }
+}
