@@ -227,17 +227,24 @@ fn presence_replicates_lists_agree_and_a_late_node_gets_the_full_state() {
     wait_for_keys(&b, &topic, &["bob"], Duration::from_secs(2));
 }
 
-#[test]
-fn a_killed_node_leaves_presence_within_the_down_period_and_is_merged_again_when_back() {
-    let Some(redis) = shared_redis("a_killed_node_leaves_presence_within_the_down_period") else { return };
-    let name = unique("kill-a");
-    let (mut a, b) = (Node::start(&redis, &name), Node::start(&redis, &unique("kill-b")));
-    let topic = format!("presence:{}", unique("kill"));
+/// `alice` tracked on node `a` (on `presence:<tag>`), and a member on node `b` that has
+/// seen her join: the topic, that member's client and alice's.
+fn alice_watched(a: &Node, b: &Node, tag: &str) -> (String, Client, Client) {
+    let topic = format!("presence:{}", unique(tag));
     let mut watcher = b.bench(Duration::from_secs(10));
     watcher.join(&topic, json!({"user": "watcher"})).unwrap();
     let mut alice = a.bench(Duration::from_secs(5));
     alice.join(&topic, json!({"user": "alice"})).unwrap();
     diff_with(&mut watcher, &topic, "joins", "alice");
+    (topic, watcher, alice)
+}
+
+#[test]
+fn a_killed_node_leaves_presence_within_the_down_period_and_is_merged_again_when_back() {
+    let Some(redis) = shared_redis("a_killed_node_leaves_presence_within_the_down_period") else { return };
+    let name = unique("kill-a");
+    let (mut a, b) = (Node::start(&redis, &name), Node::start(&redis, &unique("kill-b")));
+    let (topic, mut watcher, _alice) = alice_watched(&a, &b, "kill");
     let killed = Instant::now();
     a.kill();
     diff_with(&mut watcher, &topic, "leaves", "alice");
@@ -256,12 +263,7 @@ fn a_killed_node_leaves_presence_within_the_down_period_and_is_merged_again_when
 #[test]
 fn a_frozen_node_is_taken_for_gone_and_merged_again_when_it_wakes() {
     let Some((_, a, b)) = two_nodes("a_frozen_node_is_taken_for_gone", "frozen") else { return };
-    let topic = format!("presence:{}", unique("frozen"));
-    let mut watcher = b.bench(Duration::from_secs(10));
-    watcher.join(&topic, json!({"user": "watcher"})).unwrap();
-    let mut alice = a.bench(Duration::from_secs(5));
-    alice.join(&topic, json!({"user": "alice"})).unwrap();
-    diff_with(&mut watcher, &topic, "joins", "alice");
+    let (topic, mut watcher, _alice) = alice_watched(&a, &b, "frozen");
     // A node that stops (a long pause, a cut network) stops heartbeating.
     a.freeze();
     let frozen = Instant::now();
