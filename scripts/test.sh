@@ -92,7 +92,8 @@ step "tests" cargo test --all-targets
 step "doc tests" cargo test --doc --all-features
 # The cluster tests start parity fixtures built with the redis feature.
 step "debug build of the parity fixture (feature redis)" cargo build --features redis --example parity
-step "cluster tests (Redis)" cargo test --features redis --test cluster
+# The unit tests of src/cluster/ and src/presence/remote.rs, and the cluster tests.
+step "cluster tests (Redis)" cargo test --features redis --lib --test cluster
 
 # --- JavaScript: the official phoenix client and a real browser (tests/js) --------------
 # Debian's Chromium for the browser test; playwright-core (from npm) drives it headless.
