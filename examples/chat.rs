@@ -13,16 +13,26 @@
 //! tabs or clients. "Who is typing" expires on the server with `send_after`: each
 //! keystroke report resets the person's timer, and when it fires the room is told they
 //! stopped. The tests at the bottom drive the room in memory with `phx_channels::testing`.
+//!
+//! Two or more demos share rooms and presence through a Redis (feature `redis`):
+//!
+//! ```text
+//! cargo run --release --features redis --example chat -- --port 4000 --redis redis://127.0.0.1:6379/
+//! cargo run --release --features redis --example chat -- --port 4001 --redis redis://127.0.0.1:6379/
+//! ```
 
 use phx_channels::presence::{PRESENCE_STATE, Presences};
 use phx_channels::{
-    Channel, CheckOrigin, Endpoint, EndpointBuilder, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason,
-    TimerRef, UserSocket,
+    Channel, CheckOrigin, EndpointBuilder, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason, TimerRef,
+    UserSocket,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[path = "shared/flags.rs"]
+mod flags;
 
 /// Longest message body accepted, in characters.
 const MAX_BODY: usize = 2000;
@@ -30,6 +40,9 @@ const MAX_BODY: usize = 2000;
 const MAX_NAME: usize = 40;
 /// How long after their last keystroke report someone stops being shown as typing.
 const TYPING_EXPIRES: Duration = Duration::from_secs(3);
+
+/// In a cluster, how long the people of a demo that stopped stay in the others' lists.
+const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
 
 /// Sent by a room to itself so it can push the presence state after its join reply.
 struct AfterJoin;
@@ -162,10 +175,11 @@ impl Channel for Room {
 
 /// The demo's endpoint, but for its address and static pages: the rooms, and the
 /// presence fetch hook that names the people in them.
-fn chat(typing_expires: Duration) -> EndpointBuilder {
+/// The demo's socket and presence names on `builder`.
+fn chat(builder: EndpointBuilder, typing_expires: Duration) -> EndpointBuilder {
     let directory = Directory::default();
     let rooms = directory.clone();
-    Endpoint::builder()
+    builder
         // The page comes from this server, so only its own origin may connect.
         .socket(
             "/socket",
@@ -178,17 +192,9 @@ fn chat(typing_expires: Duration) -> EndpointBuilder {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut port = 4000u16;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            other => return Err(format!("unknown argument {other:?}; usage: chat [--port PORT]").into()),
-        }
-    }
+    let flags = flags::Flags::parse("chat", 4000)?;
     let js = "text/javascript; charset=utf-8";
-    let endpoint = chat(TYPING_EXPIRES)
-        .bind(format!("127.0.0.1:{port}"))
+    let endpoint = chat(flags.endpoint(NODE_DOWN_AFTER)?, TYPING_EXPIRES)
         .static_response("/", "text/html; charset=utf-8", &include_bytes!("chat/index.html")[..])
         .static_response("/app.js", js, &include_bytes!("chat/app.js")[..])
         .static_response("/phoenix.js", js, &include_bytes!("chat/phoenix.js")[..])
@@ -196,7 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .health_check("/health")
         .prometheus_metrics("/metrics")
         .start()?;
-    println!("chat demo: open http://{}/ in two browser tabs", endpoint.local_addr());
+    println!("chat demo: open http://{}/ in two browser tabs (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())
 }
@@ -204,6 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use phx_channels::Endpoint;
     use phx_channels::presence::PRESENCE_DIFF;
     use phx_channels::testing::{self, TestChannel, Timeouts};
 
@@ -219,7 +226,7 @@ mod tests {
 
     #[test]
     fn presences_carry_the_display_name_fetched_for_each_user() {
-        let endpoint = testing::endpoint(chat(EXPIRES)).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES)).unwrap();
         let ada = enter(&endpoint, "Ada");
         assert_eq!(ada.assert_push(PRESENCE_STATE), json!({}).into());
         let diff = ada.assert_push(PRESENCE_DIFF);
@@ -234,7 +241,7 @@ mod tests {
 
     #[test]
     fn typing_is_shown_to_the_others_until_it_expires() {
-        let endpoint = testing::endpoint(chat(EXPIRES)).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES)).unwrap();
         let ada = enter(&endpoint, "Ada");
         let grace = enter(&endpoint, "Grace");
         ada.push("typing", json!({}));
@@ -249,7 +256,7 @@ mod tests {
 
     #[test]
     fn sending_or_leaving_stops_typing_at_once() {
-        let endpoint = testing::endpoint(chat(Duration::from_secs(60))).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), Duration::from_secs(60))).unwrap();
         let ada = enter(&endpoint, "Ada");
         let grace = enter(&endpoint, "Grace");
         ada.push("typing", json!({}));

@@ -5,10 +5,13 @@
 //! ```text
 //! cargo run --release --example parity -- --port 4807
 //! cargo run --release --features tls --example parity -- --port 4807 --tls-cert cert.pem --tls-key key.pem
+//! cargo run --release --features redis --example parity -- --port 4808 \
+//!     --redis redis://127.0.0.1:6379/ --node b
 //! ```
 //!
 //! Every mount serves the WebSocket at `<mount>/websocket` and long-poll at
-//! `<mount>/longpoll` (2 s window).
+//! `<mount>/longpoll` (2 s window). With `--redis`, fixtures on other ports that use
+//! the same Redis form one cluster; a node silent for 3 s is taken for gone.
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{
@@ -238,13 +241,20 @@ fn user_socket(with_connect_info: bool) -> UserSocket {
     }
 }
 
+#[path = "shared/flags.rs"]
+mod flags;
+
+/// How long a silent node of the cluster stays in presence lists (at most 5 s).
+const NODE_DOWN_AFTER: Duration = Duration::from_secs(3);
+
 /// Starts the fixture on `addr` (a test passes port 0 and asks the endpoint for its port).
 pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
-    start_with(Endpoint::builder(), addr)
+    start_with(Endpoint::builder().bind(addr))
 }
 
-/// Starts the fixture on `addr` from `builder` (which may carry TLS settings).
-pub fn start_with(builder: EndpointBuilder, addr: &str) -> Result<Endpoint, phx_channels::Error> {
+/// Starts the fixture's sockets on `builder` (which says where to listen, and may carry
+/// TLS and cluster settings).
+pub fn start_with(builder: EndpointBuilder) -> Result<Endpoint, phx_channels::Error> {
     let limited = UserSocket::new()
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
@@ -260,7 +270,6 @@ pub fn start_with(builder: EndpointBuilder, addr: &str) -> Result<Endpoint, phx_
         .channel("presence:*", |_| PresenceChannel { user: String::new() })
         .long_poll(long_poll());
     builder
-        .bind(addr)
         .host("example.com")
         .socket("/ws", user_socket(false))
         .socket("/ws/admin", user_socket(false))
@@ -273,40 +282,9 @@ pub fn start_with(builder: EndpointBuilder, addr: &str) -> Result<Endpoint, phx_
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let mut port = 4807u16;
-    let (mut tls_cert, mut tls_key) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            "--tls-cert" => tls_cert = Some(args.next().ok_or("--tls-cert needs a PEM file")?),
-            "--tls-key" => tls_key = Some(args.next().ok_or("--tls-key needs a PEM file")?),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: parity [--port PORT] [--tls-cert PEM --tls-key PEM]"
-                )
-                .into());
-            }
-        }
-    }
-    let builder = match (tls_cert, tls_key) {
-        (None, None) => Endpoint::builder(),
-        (Some(cert), Some(key)) => with_tls(Endpoint::builder(), &cert, &key)?,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
-    };
-    let endpoint = start_with(builder, &format!("127.0.0.1:{port}"))?;
-    println!("parity fixture listening on {}", endpoint.local_addr());
+    let flags = flags::Flags::parse("parity", 4807)?;
+    let endpoint = start_with(flags.endpoint(NODE_DOWN_AFTER)?)?;
+    println!("parity fixture listening on {} (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())
-}
-
-/// `--tls-cert` and `--tls-key`: every mount over TLS only.
-#[cfg(feature = "tls")]
-fn with_tls(builder: EndpointBuilder, cert: &str, key: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
-    Ok(builder.tls(phx_channels::TlsConfig::from_pem_files(cert, key)?))
-}
-
-#[cfg(not(feature = "tls"))]
-fn with_tls(_: EndpointBuilder, _: &str, _: &str) -> Result<EndpointBuilder, Box<dyn std::error::Error>> {
-    Err("--tls-cert and --tls-key need the `tls` cargo feature: build with --features tls (or --all-features)".into())
 }

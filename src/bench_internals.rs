@@ -24,7 +24,7 @@ impl FanoutFixture {
         let poll = mio::Poll::new()?;
         let mailbox = Arc::new(Mailbox::new(mio::Waker::new(poll.registry(), mio::Token(0))?));
         let stats = Arc::new(Stats::default());
-        let pubsub = PubSub::new(64, 1, stats.clone(), None, 16);
+        let pubsub = PubSub::new(64, 1, stats.clone(), None, 16, Arc::from("bench"));
         let limits = OutboundLimits { max_frames: usize::MAX, max_bytes: usize::MAX };
         let outbounds: Vec<Arc<Outbound>> = (0..subscribers)
             .map(|slot| {

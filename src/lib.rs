@@ -75,6 +75,9 @@
 //! - [`telemetry`]: typed events for dashboards; [`StatsSnapshot`] for counters and Prometheus.
 //! - [`Ref`]: message refs, kept exactly as the client sent them.
 //! - [`testing`]: unit tests for channels, as Phoenix.ChannelTest, in memory.
+//! - Scale-out (feature `redis`): `EndpointBuilder::redis` joins the endpoints that
+//!   share a Redis into a cluster; broadcasts, socket-id disconnects and presence reach
+//!   every node ([`Adapter`] is the seam, [`PubSub::direct_broadcast`] reaches one node).
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
@@ -91,6 +94,8 @@ mod channel;
 mod channel_runtime;
 mod channel_thread;
 pub mod client;
+#[cfg(feature = "redis")]
+mod cluster;
 mod connect_info;
 mod endpoint;
 mod error;
@@ -128,7 +133,7 @@ pub use origin::{CheckOrigin, Origin};
 pub use params::Params;
 pub use payload::Payload;
 pub use protocol::user_socket::{Refusal, UserSocket};
-pub use pubsub::{Adapter, PubSub, Subscription};
+pub use pubsub::{Adapter, AdapterError, PubSub, Subscription};
 pub use serializer::Serializer;
 pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;

@@ -11,9 +11,15 @@
 //! `presence/hooks.rs`), look up one key ([`Presence::get_by_key`]), and track presences
 //! from code that is not a channel ([`Presence::track_external`]).
 //!
-//! State is kept per node ([`NodeId`]): this node owns its entries, and
-//! [`Presence::merge_remote`] and [`Presence::remove_node`] are the seam through which
-//! a cross-node adapter replicates other nodes' entries.
+//! State is kept per node: this node owns its entries, and in a cluster (feature
+//! `redis`) the other nodes' entries are replicated here (`remote.rs`). A topic's list
+//! orders each key's metas by node name, then by when they were tracked, so every node
+//! lists the same topic the same way.
+
+#[cfg(feature = "redis")]
+mod remote;
+#[cfg(feature = "redis")]
+pub(crate) use remote::{Change, NodeState, TopicEntries};
 
 mod by_key;
 mod external;
@@ -40,18 +46,9 @@ pub const PRESENCE_DIFF: &str = "presence_diff";
 /// The event applications push the current state with, after joining.
 pub const PRESENCE_STATE: &str = "presence_state";
 
-/// Names a node of a cluster; this node is [`NodeId::LOCAL`].
+/// Names a node of a cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub String);
-
-impl NodeId {
-    /// This node.
-    pub const LOCAL: &'static str = "local";
-
-    fn local() -> NodeId {
-        NodeId(Self::LOCAL.to_owned())
-    }
-}
+pub(crate) struct NodeId(pub(crate) String);
 
 /// Why a presence operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,14 +124,21 @@ pub struct Presence {
     hooks: Hooks,
     /// For the ids of presences tracked from outside channels.
     pubsub: PubSub,
+    /// This node.
+    local: NodeId,
+    /// This node's changes, for the other nodes of a cluster.
+    #[cfg(feature = "redis")]
+    feed: remote::Feed,
 }
 
 impl Presence {
+    /// Starts the tracker of node `local`.
     pub(crate) fn start(
         pubsub: PubSub,
         window: Duration,
         hooks: Hooks,
         telemetry: Telemetry,
+        local: NodeId,
     ) -> std::io::Result<std::sync::Arc<Presence>> {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let presence = std::sync::Arc::new(Presence {
@@ -146,6 +150,9 @@ impl Presence {
             counter: AtomicU32::new(0),
             hooks,
             pubsub: pubsub.clone(),
+            local,
+            #[cfg(feature = "redis")]
+            feed: remote::Feed::default(),
         });
         let weak = std::sync::Arc::downgrade(&presence);
         let handle = std::thread::Builder::new()
@@ -184,13 +191,15 @@ impl Presence {
     ) -> Result<String, PresenceError> {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
-        let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(NodeId::local()).or_default();
+        let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(self.local.clone()).or_default();
         if entries.iter().any(|e| e.owner == owner && e.key == key) {
             return Err(PresenceError::AlreadyTracked { topic: topic.to_owned(), key: key.to_owned() });
         }
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         self.changed(topic, key, Some(&meta), None);
+        #[cfg(feature = "redis")]
+        self.feed.send(|| Change::Join { topic: topic.to_owned(), key: key.to_owned(), meta: meta.clone() });
         entries.push(Entry { owner, key: key.to_owned(), meta });
         self.owners.lock().entry(owner).or_default().insert(topic.to_owned());
         Ok(phx_ref)
@@ -209,7 +218,7 @@ impl Presence {
         let mut topics = self.topics.lock();
         let entry = topics
             .get_mut(topic)
-            .and_then(|t| t.nodes.get_mut(&NodeId::local()))
+            .and_then(|t| t.nodes.get_mut(&self.local))
             .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && e.key == key))
             .ok_or(PresenceError::NoPresence)?;
         let phx_ref = self.new_ref();
@@ -219,6 +228,13 @@ impl Presence {
         }
         let old = std::mem::replace(&mut entry.meta, meta);
         self.changed(topic, key, Some(&entry.meta), Some(&old));
+        #[cfg(feature = "redis")]
+        self.feed.send(|| Change::Update {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            prev_ref: remote::phx_ref_of(&old).to_owned(),
+            meta: entry.meta.clone(),
+        });
         Ok(phx_ref)
     }
 
@@ -239,11 +255,16 @@ impl Presence {
     fn remove_from(&self, topic: &str, matches: impl Fn(&Entry) -> bool) {
         let mut topics = self.topics.lock();
         let Some(state) = topics.get_mut(topic) else { return };
-        if let Some(entries) = state.nodes.get_mut(&NodeId::local()) {
+        if let Some(entries) = state.nodes.get_mut(&self.local) {
             entries.retain(|entry| {
                 let remove = matches(entry);
                 if remove {
                     self.changed(topic, &entry.key, None, Some(&entry.meta));
+                    #[cfg(feature = "redis")]
+                    self.feed.send(|| Change::Leave {
+                        topic: topic.to_owned(),
+                        phx_ref: remote::phx_ref_of(&entry.meta).to_owned(),
+                    });
                 }
                 !remove
             });
@@ -277,45 +298,6 @@ impl Presence {
             }
         }
         out
-    }
-
-    /// Replaces what this node knows of `node`'s entries on `topic` with `entries`
-    /// (`{key: {"metas": [...]}}`), broadcasting the difference. For cross-node adapters.
-    pub fn merge_remote(&self, node: &NodeId, topic: &str, entries: &Value) {
-        let mut incoming = Vec::new();
-        if let Value::Object(keys) = entries {
-            for (key, value) in keys {
-                for meta in value.get("metas").and_then(Value::as_array).into_iter().flatten() {
-                    if let Value::Object(meta) = meta {
-                        incoming.push(Entry { owner: SubscriberId(0), key: key.clone(), meta: meta.clone() });
-                    }
-                }
-            }
-        }
-        let mut topics = self.topics.lock();
-        let state = topics.entry(topic.to_owned()).or_default();
-        let old = state.nodes.remove(node).unwrap_or_default();
-        let same = |a: &Entry, b: &Entry| a.key == b.key && a.meta.get("phx_ref") == b.meta.get("phx_ref");
-        for entry in old.iter().filter(|o| !incoming.iter().any(|n| same(o, n))) {
-            self.changed(topic, &entry.key, None, Some(&entry.meta));
-        }
-        for entry in incoming.iter().filter(|n| !old.iter().any(|o| same(o, n))) {
-            self.changed(topic, &entry.key, Some(&entry.meta), None);
-        }
-        if !incoming.is_empty() {
-            state.nodes.insert(node.clone(), incoming);
-        }
-        if state.nodes.is_empty() {
-            topics.remove(topic);
-        }
-    }
-
-    /// Forgets every entry of `node` (it went away), broadcasting the leaves.
-    pub fn remove_node(&self, node: &NodeId) {
-        let topics: Vec<String> = self.topics.lock().keys().cloned().collect();
-        for topic in topics {
-            self.merge_remote(node, &topic, &Value::Null);
-        }
     }
 
     /// Records a change for the next diff of `topic`.
@@ -387,11 +369,15 @@ mod tests {
     use std::sync::Arc;
 
     fn presence() -> (Arc<Presence>, PubSub) {
-        let pubsub = PubSub::new(4, 1, Arc::new(Stats::default()), None, 100);
-        (
-            Presence::start(pubsub.clone(), Duration::from_millis(20), Hooks::default(), Telemetry::default()).unwrap(),
-            pubsub,
-        )
+        let pubsub = PubSub::new(4, 1, Arc::new(Stats::default()), None, 100, Arc::from("a"));
+        let presence = Presence::start(
+            pubsub.clone(),
+            Duration::from_millis(20),
+            Hooks::default(),
+            Telemetry::default(),
+            NodeId("a".into()),
+        );
+        (presence.unwrap(), pubsub)
     }
 
     #[test]
@@ -460,18 +446,6 @@ mod tests {
         assert_eq!(p.list("b").as_object().unwrap().keys().collect::<Vec<_>>(), ["bob"]);
         let diff = sub.recv_timeout(Duration::from_secs(2)).expect("a diff");
         assert!(diff.payload.as_json().unwrap()["leaves"]["alice"].is_object());
-        p.stop();
-    }
-
-    #[test]
-    fn remote_nodes_merge_and_go_away() {
-        let (p, _) = presence();
-        let node = NodeId("b@host".into());
-        p.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
-        p.merge_remote(&node, "t", &json!({"carol": {"metas": [{"phx_ref": "R1"}]}}));
-        assert_eq!(p.list("t").as_object().unwrap().len(), 2);
-        p.remove_node(&node);
-        assert_eq!(p.list("t").as_object().unwrap().keys().collect::<Vec<_>>(), ["alice"]);
         p.stop();
     }
 }

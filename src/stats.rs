@@ -13,11 +13,11 @@ enum Kind {
 }
 
 macro_rules! counters {
-    ($($(#[doc = $doc:literal])* $kind:ident $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $kind:ident $name:ident,)*) => {
         /// Live counters, shared by every thread of an endpoint.
         #[derive(Default, Debug)]
         pub(crate) struct Stats {
-            $($name: AtomicU64,)*
+            $($(#[cfg($cfg)])? $name: AtomicU64,)*
         }
 
         /// A copy of the endpoint's counters at one moment.
@@ -35,23 +35,29 @@ macro_rules! counters {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct StatsSnapshot {
-            $($(#[doc = $doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* $(#[cfg($cfg)])? pub $name: u64,)*
         }
 
         impl StatsSnapshot {
             /// Every value with its name, kind and help text.
-            fn entries(&self) -> impl Iterator<Item = (&'static str, Kind, &'static str, u64)> {
-                [$((stringify!($name), Kind::$kind, concat!($($doc),*), self.$name),)*].into_iter()
+            // Pushed one by one: some entries are behind features, which a `vec![]` of
+            // them could not leave out.
+            #[allow(clippy::vec_init_then_push)]
+            fn entries(&self) -> Vec<(&'static str, Kind, &'static str, u64)> {
+                let mut entries = Vec::new();
+                $($(#[cfg($cfg)])? entries.push((stringify!($name), Kind::$kind, concat!($($doc),*), self.$name));)*
+                entries
             }
         }
 
         impl Stats {
             // `tls_handshake_failures` is counted only with the `tls` feature.
-            $(#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+            $($(#[cfg($cfg)])?
+            #[cfg_attr(not(feature = "tls"), allow(dead_code))]
             pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
 
             pub(crate) fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
+                StatsSnapshot { $($(#[cfg($cfg)])? $name: self.$name.load(Relaxed),)* }
             }
         }
     };
@@ -108,6 +114,23 @@ counters! {
     /// Long-poll sessions closed because their client stopped polling (no poll for
     /// 1.5 windows).
     Counter long_poll_abandoned,
+    /// Broadcasts published to the other nodes of the cluster (feature `redis`, like
+    /// the four below).
+    #[cfg(feature = "redis")]
+    Counter cluster_broadcasts_sent,
+    /// Broadcasts received from other nodes and delivered here.
+    #[cfg(feature = "redis")]
+    Counter cluster_broadcasts_received,
+    /// Cross-node broadcasts lost: not published (Redis unreachable, or the publish queue
+    /// full) or received while this node's delivery queue was full.
+    #[cfg(feature = "redis")]
+    Counter cluster_broadcasts_lost,
+    /// 1 while this node is connected to Redis (publishing and subscribed), else 0.
+    #[cfg(feature = "redis")]
+    Gauge redis_connected,
+    /// Attempts to connect to Redis again after a failure or a lost connection.
+    #[cfg(feature = "redis")]
+    Counter redis_reconnects,
 }
 
 impl StatsSnapshot {
@@ -140,6 +163,11 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 
 pub(crate) fn incr(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
+}
+
+#[cfg(feature = "redis")]
+pub(crate) fn set(counter: &AtomicU64, n: u64) {
+    counter.store(n, Relaxed);
 }
 
 pub(crate) fn decr(counter: &AtomicU64) {

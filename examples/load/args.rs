@@ -15,6 +15,7 @@ pub(crate) const USAGE: &str =
   echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--server-pid PID]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]
              [--event broadcast|broadcast_from] [--topic T] [--server-pid PID]
+             [--sub-urls URL,URL...] [--other-pids NAME=PID,...]
   raw-server --port P [--max-seconds S]
   raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--server-pid PID]
   tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--rate R] [--writer-cpu C] [--reader-cpu C]

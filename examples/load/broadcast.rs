@@ -1,11 +1,12 @@
 //! `broadcast`: one publisher and N subscribers of one topic; delivery rate, loss,
 //! duplicates, order, latency to each and to the last subscriber, and the server's CPU
-//! per delivery.
+//! per delivery. With `--sub-urls` the subscribers are spread over several servers (the
+//! nodes of a cluster) and `--other-pids` reports their CPU, and Redis's.
 
 use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
 use crate::client::Client;
 use crate::phoenix::{number_after, parse_head, reply_ok};
-use crate::probe::{Probe, clock_ticks, cpu_between, machine_between, machine_sample};
+use crate::probe::{CpuSample, Probe, clock_ticks, cpu_between, machine_between, machine_sample};
 use crate::report::{ErrorLog, emit, histogram, percentile_line, percentiles, round};
 use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
@@ -243,6 +244,13 @@ fn broadcast_payload(seq: u64, t: u64, bytes: usize) -> String {
 
 pub(crate) fn broadcast(args: &Args) -> Res<()> {
     let url = Arc::new(WsUrl::parse(&args.get("url", DEFAULT_URL.to_owned())?)?);
+    // Subscribers are dealt round-robin over these servers (the nodes of a cluster);
+    // the publisher uses --url.
+    let sub_urls: Vec<Arc<WsUrl>> = match args.opt::<String>("sub-urls")? {
+        Some(list) => list.split(',').map(|u| WsUrl::parse(u).map(Arc::new)).collect::<Res<_>>()?,
+        None => vec![url.clone()],
+    };
+    let others = args.opt::<String>("other-pids")?.map_or(Ok(Vec::new()), |list| other_probes(&list))?;
     let n: usize = args.get("n", 1000)?;
     let count: u64 = args.get("count", 100)?;
     let rate: f64 = args.get("rate", 10.0)?;
@@ -266,11 +274,15 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
     let shared = Arc::new(BroadcastShared::default());
     let send_time = Duration::from_secs_f64(count as f64 / rate);
     let deadline = Instant::now() + timeout * 2 + idle_sample + send_time + drain + Duration::from_secs(10);
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let tags: Vec<usize> = (t..n).step_by(threads).collect();
-            let (url, shared, topic) = (url.clone(), shared.clone(), topic.clone());
-            thread::spawn(move || subscriber_worker(url, topic, tags, threads, count, max_pending, shared, deadline))
+    // Subscriber i is on server i % servers, in worker (i / servers) % threads of it.
+    let servers = sub_urls.len();
+    let stride = servers * threads;
+    let workers: Vec<_> = (0..stride)
+        .map(|w| {
+            let (server, t) = (w % servers, w / servers);
+            let tags: Vec<usize> = (server + servers * t..n).step_by(stride).collect();
+            let (url, shared, topic) = (sub_urls[server].clone(), shared.clone(), topic.clone());
+            thread::spawn(move || subscriber_worker(url, topic, tags, stride, count, max_pending, shared, deadline))
         })
         .collect();
     let started = Instant::now();
@@ -320,6 +332,7 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
     };
 
     let ticks = clock_ticks();
+    let others0: Vec<CpuSample> = others.iter().map(|(_, p)| p.cpu()).collect();
     let cpu0 = probe.as_ref().map(Probe::cpu);
     let m0 = machine_sample(ticks);
     let t0 = Instant::now();
@@ -354,6 +367,7 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
     }
     let m1 = machine_sample(ticks);
     let cpu1 = probe.as_ref().map(Probe::cpu);
+    let others1: Vec<CpuSample> = others.iter().map(|(_, p)| p.cpu()).collect();
     let window_secs = t0.elapsed().as_secs_f64();
     // Let the publisher collect its last replies.
     let until = Instant::now() + Duration::from_millis(200);
@@ -401,9 +415,10 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
     let mut summary = vec![
         format!(
             "broadcast: {n} subscribers of {topic}, {count} x {event} at {rate}/s, payload ~{payload_bytes} B \
-             (delivered frame {} B), on {}",
+             (delivered frame {} B), published on {}, subscribers on {}",
             shared.frame_bytes.load(Relaxed),
-            args_url(&url)
+            args_url(&url),
+            sub_urls.iter().map(|u| args_url(u)).collect::<Vec<_>>().join(" ")
         ),
         format!(
             "  subscribed {joined}/{n} in {:.3} s{}; publisher sent {count} in {send_secs:.3} s, replies ok {} error {}",
@@ -474,7 +489,31 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
             line["server_cpu"]["idle_ms_per_s"] = json!(round(idle / 1e6, 3));
         }
     }
-    let server_ns = cpu0.zip(cpu1).map_or(0, |(a, b)| cpu_between(a, b).0);
+    let mut others_json = serde_json::Map::new();
+    let mut others_ns = 0;
+    for (((name, _), a), b) in others.iter().zip(&others0).zip(&others1) {
+        let ns = cpu_between(*a, *b).0;
+        others_ns += ns;
+        let per = ns as f64 / server_deliveries.max(1) as f64;
+        summary.push(format!(
+            "  {name} CPU: {:.3} s = {:.2} µs per delivery, {:.0}% of a core",
+            ns as f64 / 1e9,
+            per / 1000.0,
+            ns as f64 / 1e9 / window_secs * 100.0
+        ));
+        others_json.insert(
+            name.clone(),
+            json!({
+                "cpu_s": round(ns as f64 / 1e9, 4),
+                "per_delivery_us": round(per / 1000.0, 3),
+                "core_share": round(ns as f64 / 1e9 / window_secs, 3),
+            }),
+        );
+    }
+    if !others_json.is_empty() {
+        line["other_cpu"] = others_json.into();
+    }
+    let server_ns = cpu0.zip(cpu1).map_or(0, |(a, b)| cpu_between(a, b).0) + others_ns;
     let (value, text) = machine_between(&m0, &m1, server_ns, ticks);
     summary.push(text);
     line["machine"] = value;
@@ -486,6 +525,18 @@ pub(crate) fn broadcast(args: &Args) -> Res<()> {
     }
     emit(&summary, line);
     Ok(())
+}
+
+/// `name=pid,name=pid`: more processes whose CPU the run reports (the other nodes of a
+/// cluster, its Redis).
+fn other_probes(list: &str) -> Res<Vec<(String, Probe)>> {
+    list.split(',')
+        .map(|item| {
+            let (name, pid) = item.split_once('=').ok_or_else(|| format!("--other-pids: {item:?} is not name=pid"))?;
+            let probe = Probe::new(Some(pid.parse()?))?.ok_or("a pid is needed")?;
+            Ok((name.to_owned(), probe))
+        })
+        .collect()
 }
 
 fn unix_ns() -> u64 {

@@ -9,6 +9,7 @@
 //! connect    --url URL -n N -k K [--hold S] [--threads T] [--server-pid PID]
 //! echo       --url URL -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--server-pid PID]
+//!            [--sub-urls URL,URL] [--other-pids NAME=PID,NAME=PID]
 //! raw-server --port P [--max-seconds S]
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]

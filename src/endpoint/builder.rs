@@ -1,11 +1,13 @@
 //! The endpoint's builder: every setting, with its default, and `start`.
 
 use super::Endpoint;
-use super::config::{EndpointConfig, available_cores};
+use super::config::{EndpointConfig, available_cores, default_node_name};
 use super::running::Running;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
+#[cfg(feature = "redis")]
+use crate::cluster::{ClusterConfig, Joining};
 use crate::error::Error;
-use crate::presence::{Hooks, Presence, PresenceChange, Presences};
+use crate::presence::{Hooks, NodeId, Presence, PresenceChange, Presences};
 use crate::protocol::connect_pool::ConnectPool;
 use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
@@ -316,9 +318,73 @@ impl EndpointBuilder {
         self
     }
 
-    /// Forwards broadcasts to other nodes (see [`Adapter`]).
+    /// Forwards broadcasts to other nodes through an adapter of your own (see
+    /// [`Adapter`]). With the `redis` feature, `redis` does it over Redis, presence
+    /// included.
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Arc::new(adapter));
+        self
+    }
+
+    /// This node's name in a cluster; default `<host name>-<process id>`. Every process
+    /// of a cluster needs a name of its own: it is where
+    /// [`direct_broadcast`](crate::PubSub::direct_broadcast) sends, and presence keeps
+    /// each node's entries under it.
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.config.node_name = Some(name.into());
+        self
+    }
+
+    /// Joins the cluster of every endpoint that uses the same Redis (and
+    /// [channel](EndpointBuilder::redis_channel)): broadcasts, socket-id disconnects and
+    /// presence reach every node (feature `redis`). `url` is `redis://[:password@]host:port[/db]`.
+    ///
+    /// [`start`](EndpointBuilder::start) returns once this node is subscribed, so a
+    /// broadcast made right after it reaches the other nodes. If Redis cannot be reached,
+    /// the endpoint starts all the same, serves its own clients and keeps trying
+    /// (see `redis_connected` and `redis_reconnects` in [`Endpoint::stats`]).
+    /// Publishing never waits for Redis: broadcasts for the other nodes are queued, and
+    /// those that cannot be sent are counted in `cluster_broadcasts_lost`.
+    ///
+    /// ```no_run
+    /// use phx_channels::{Endpoint, UserSocket};
+    /// # use phx_channels::{Channel, JoinResult, Payload, Socket};
+    /// # struct Room;
+    /// # impl Channel for Room {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// # }
+    /// let endpoint = Endpoint::builder()
+    ///     .bind("0.0.0.0:4000")
+    ///     .socket("/socket", UserSocket::new().channel("room:*", |_| Room))
+    ///     .node_name("web-1")
+    ///     .redis("redis://10.0.0.5:6379/")
+    ///     .start()?;
+    /// // Every node's subscribers of room:lobby get it, once.
+    /// endpoint.broadcast("room:lobby", "new_msg", serde_json::json!({"body": "hi"}))?;
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = Some(url.into());
+        self
+    }
+
+    /// The Redis channel the cluster's nodes share; default `phx:cluster`. Clusters
+    /// that share a Redis need channels of their own.
+    #[cfg(feature = "redis")]
+    pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
+        self.config.redis_channel = channel.into();
+        self
+    }
+
+    /// How long a node of the cluster may stay silent (crashed, killed, cut off) before
+    /// the others take it for gone and its presences leave; default 30 s, as
+    /// Phoenix.Tracker's. At least 1 s. Nodes say they are alive every fifth of this
+    /// (at most every second), so a node is taken for gone between this period and
+    /// a fifth more.
+    #[cfg(feature = "redis")]
+    pub fn node_down_after(mut self, period: Duration) -> Self {
+        self.config.node_down_after = period;
         self
     }
 
@@ -392,10 +458,30 @@ impl EndpointBuilder {
         // A fan-out can be written by its publisher and every reactor at once, as far as
         // the process has cores for them.
         let writers = available_cores().min(config.reactors + 1);
-        let pubsub =
-            PubSub::new(config.registry_shards, writers, stats.clone(), self.adapter, config.subscription_capacity);
-        let presence =
-            Presence::start(pubsub.clone(), config.presence_window, self.presence_hooks, config.telemetry.clone())?;
+        let node: Arc<str> = config.node_name.clone().unwrap_or_else(default_node_name).into();
+        #[cfg(feature = "redis")]
+        let cluster = Self::cluster(self.adapter.is_some(), &config, &node, &stats)?;
+        #[cfg(feature = "redis")]
+        let adapter = cluster.as_ref().map(Joining::adapter).or(self.adapter);
+        #[cfg(not(feature = "redis"))]
+        let adapter = self.adapter;
+        let pubsub = PubSub::new(
+            config.registry_shards,
+            writers,
+            stats.clone(),
+            adapter,
+            config.subscription_capacity,
+            node.clone(),
+        );
+        let presence = Presence::start(
+            pubsub.clone(),
+            config.presence_window,
+            self.presence_hooks,
+            config.telemetry.clone(),
+            NodeId(node.to_string()),
+        )?;
+        #[cfg(feature = "redis")]
+        let cluster = cluster.map(|c| c.start(pubsub.clone(), presence.clone())).transpose()?;
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,
@@ -435,7 +521,16 @@ impl EndpointBuilder {
         });
         if let Listening::InMemory = listening {
             log::debug!("phx-channels endpoint started with in-memory connections only");
-            return Ok(Endpoint::new(Running::new(sockets, config, None, None, Vec::new(), Vec::new())));
+            return Ok(Endpoint::new(Running::new(
+                sockets,
+                config,
+                None,
+                None,
+                Vec::new(),
+                Vec::new(),
+                #[cfg(feature = "redis")]
+                cluster,
+            )));
         }
         let context = Arc::new(ReactorContext {
             settings: TransportSettings {
@@ -479,7 +574,36 @@ impl EndpointBuilder {
         };
         let local_addr = acceptor.as_ref().map(|(_, _, addr)| *addr);
         let acceptor = acceptor.map(|(thread, stop, _)| (thread, stop));
-        Ok(Endpoint::new(Running::new(sockets, config, local_addr, acceptor, threads, mailboxes)))
+        Ok(Endpoint::new(Running::new(
+            sockets,
+            config,
+            local_addr,
+            acceptor,
+            threads,
+            mailboxes,
+            #[cfg(feature = "redis")]
+            cluster,
+        )))
+    }
+
+    /// The cluster to join, if `redis` was set (its publisher starts here).
+    #[cfg(feature = "redis")]
+    fn cluster(
+        has_adapter: bool,
+        config: &EndpointConfig,
+        node: &str,
+        stats: &Arc<Stats>,
+    ) -> Result<Option<Joining>, Error> {
+        let Some(url) = &config.redis_url else { return Ok(None) };
+        if has_adapter {
+            return Err(Error::Config("an endpoint takes an adapter or redis, not both".into()));
+        }
+        let cluster = ClusterConfig {
+            url: url.clone(),
+            channel: config.redis_channel.clone(),
+            down_after: config.node_down_after,
+        };
+        Joining::new(cluster, node, stats.clone()).map(Some)
     }
 }
 

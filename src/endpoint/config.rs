@@ -27,6 +27,15 @@ pub(crate) struct EndpointConfig {
     pub(crate) drain_batch_size: usize,
     pub(crate) drain_batch_interval: Duration,
     pub(crate) telemetry: Telemetry,
+    /// This node's name; `None` for the default, `<host name>-<process id>`.
+    pub(crate) node_name: Option<String>,
+    /// The Redis cluster to join, if any.
+    #[cfg(feature = "redis")]
+    pub(crate) redis_url: Option<String>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis_channel: String,
+    #[cfg(feature = "redis")]
+    pub(crate) node_down_after: Duration,
 }
 
 /// The cores this process may run on (its CPU affinity and quota included).
@@ -56,6 +65,13 @@ impl Default for EndpointConfig {
             drain_batch_size: 10_000,
             drain_batch_interval: Duration::from_secs(2),
             telemetry: Telemetry::default(),
+            node_name: None,
+            #[cfg(feature = "redis")]
+            redis_url: None,
+            #[cfg(feature = "redis")]
+            redis_channel: crate::cluster::DEFAULT_CHANNEL.to_owned(),
+            #[cfg(feature = "redis")]
+            node_down_after: crate::cluster::DEFAULT_DOWN_AFTER,
         }
     }
 }
@@ -76,6 +92,18 @@ impl EndpointConfig {
         }
         self.max_channel_threads = limit;
     }
+}
+
+/// The default node name: the host's name and this process's id, unique on a host and
+/// across hosts with distinct names.
+pub(crate) fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The channel threads this system lets one process have, with room left for

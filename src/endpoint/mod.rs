@@ -133,6 +133,11 @@ impl Endpoint {
         self.pubsub().broadcast_from(from, topic, event, payload)
     }
 
+    /// This node's name (see [`EndpointBuilder::node_name`]).
+    pub fn node_name(&self) -> &str {
+        self.pubsub().node_name()
+    }
+
     /// Broadcasts on this node only. See [`PubSub::local_broadcast`].
     pub fn local_broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.pubsub().local_broadcast(topic, event, payload)

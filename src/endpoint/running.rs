@@ -1,8 +1,11 @@
 //! A running endpoint's threads, and how they stop: the acceptor first, then the
-//! connections in batches, then the channels, the reactors and the workers.
+//! connections in batches, then the channels, the reactors and the workers, and in a
+//! cluster the link to the other nodes.
 
 use super::config::EndpointConfig;
 use super::in_memory::InMemoryConnections;
+#[cfg(feature = "redis")]
+use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::protocol::sockets::Sockets;
 use crate::telemetry::Event;
@@ -29,6 +32,8 @@ pub(super) struct Running {
     next_reactor: AtomicUsize,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
+    #[cfg(feature = "redis")]
+    cluster: Mutex<Option<Cluster>>,
 }
 
 impl Running {
@@ -39,6 +44,7 @@ impl Running {
         acceptor: Option<(JoinHandle<()>, AcceptorStop)>,
         reactors: Vec<JoinHandle<()>>,
         mailboxes: Vec<Arc<Mailbox>>,
+        #[cfg(feature = "redis")] cluster: Option<Cluster>,
     ) -> Self {
         Running {
             sockets,
@@ -51,6 +57,8 @@ impl Running {
             next_reactor: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stopped_signal: Condvar::new(),
+            #[cfg(feature = "redis")]
+            cluster: Mutex::new(cluster),
         }
     }
 
@@ -81,6 +89,11 @@ impl Running {
         self.sockets.connect_pool.stop();
         runtime.timers.stop();
         runtime.presence.stop();
+        // Last, so that the presences of the channels that ended leave the other nodes too.
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.lock().take() {
+            cluster.stop();
+        }
         *stopped = true;
         self.stopped_signal.notify_all();
         match self.local_addr {

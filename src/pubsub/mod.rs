@@ -28,14 +28,52 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use subscriber::Subscriber;
 
-/// Forwards broadcasts to other nodes (for example over Redis pub/sub).
+/// What an [`Adapter`] may fail with.
+pub type AdapterError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Forwards broadcasts to other nodes.
 ///
 /// [`PubSub::broadcast`] fans out locally, then calls [`publish`](Adapter::publish);
 /// the `local_*` forms never do. An adapter hands broadcasts that arrive from other
 /// nodes to [`PubSub::deliver_remote`], which fans out locally only, so nothing loops.
+/// With `broadcast_from`, the sender's subscriptions are skipped on its own node only:
+/// the other nodes deliver to every subscriber they have.
+///
+/// The crate has one, over Redis (feature `redis`, see
+/// [`EndpointBuilder::redis`](crate::EndpointBuilder)), which also replicates presence.
+/// An adapter of your own carries broadcasts only:
+///
+/// ```
+/// use phx_channels::{Adapter, AdapterError, Broadcast, Endpoint};
+///
+/// /// Prints what would go to the other nodes.
+/// struct Print;
+///
+/// impl Adapter for Print {
+///     fn publish(&self, broadcast: &Broadcast) -> Result<(), AdapterError> {
+///         println!("to every other node: {} {}", broadcast.topic, broadcast.event);
+///         Ok(())
+///     }
+///
+///     fn direct_broadcast(&self, node: &str, broadcast: &Broadcast) -> Result<(), AdapterError> {
+///         println!("to {node}: {} {}", broadcast.topic, broadcast.event);
+///         Ok(())
+///     }
+/// }
+///
+/// let endpoint = Endpoint::builder().bind("127.0.0.1:0").adapter(Print).start()?;
+/// endpoint.broadcast("room:lobby", "ping", serde_json::json!({}))?;
+/// endpoint.pubsub().direct_broadcast("web-2", "room:lobby", "ping", serde_json::json!({}))?;
+/// endpoint.shutdown();
+/// # Ok::<(), phx_channels::Error>(())
+/// ```
 pub trait Adapter: Send + Sync + 'static {
-    /// Sends `broadcast` to the other nodes.
-    fn publish(&self, broadcast: &Broadcast) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// Sends `broadcast` to every other node. It should not block: a channel thread
+    /// may be the caller.
+    fn publish(&self, broadcast: &Broadcast) -> Result<(), AdapterError>;
+
+    /// Sends `broadcast` to the node named `node` only (never this one).
+    fn direct_broadcast(&self, node: &str, broadcast: &Broadcast) -> Result<(), AdapterError>;
 }
 
 /// How far a broadcast goes.
@@ -53,6 +91,8 @@ struct Inner {
     adapter: Option<Arc<dyn Adapter>>,
     ids: AtomicU64,
     subscription_capacity: usize,
+    /// This node's name, for `direct_broadcast`.
+    node: Arc<str>,
 }
 
 /// The endpoint's broadcast API, for any thread.
@@ -65,13 +105,15 @@ pub struct PubSub {
 }
 
 impl PubSub {
-    /// `fanout_writers`: how many threads can write one broadcast in parallel.
+    /// `fanout_writers`: how many threads can write one broadcast in parallel; `node`:
+    /// this node's name.
     pub(crate) fn new(
         shards: usize,
         fanout_writers: usize,
         stats: Arc<Stats>,
         adapter: Option<Arc<dyn Adapter>>,
         subscription_capacity: usize,
+        node: Arc<str>,
     ) -> Self {
         PubSub {
             inner: Arc::new(Inner {
@@ -80,8 +122,14 @@ impl PubSub {
                 adapter,
                 ids: AtomicU64::new(1),
                 subscription_capacity,
+                node,
             }),
         }
+    }
+
+    /// This node's name (see [`EndpointBuilder::node_name`](crate::EndpointBuilder::node_name)).
+    pub fn node_name(&self) -> &str {
+        &self.inner.node
     }
 
     fn next_raw_id(&self) -> u64 {
@@ -132,6 +180,31 @@ impl PubSub {
         payload: impl Into<Payload>,
     ) -> Result<(), Error> {
         self.send(Some(from), Broadcast::new(topic, event, payload), Reach::Local, None)
+    }
+
+    /// Broadcasts to the subscribers of `topic` on the node named `node` only, as
+    /// Phoenix.PubSub's `direct_broadcast`. This node's own name delivers here.
+    ///
+    /// Another node is reached through the endpoint's [`Adapter`]; without one, naming
+    /// another node is an [`Error::Config`].
+    pub fn direct_broadcast(
+        &self,
+        node: &str,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) -> Result<(), Error> {
+        let broadcast = Broadcast::new(topic, event, payload);
+        if node == self.node_name() {
+            return self.send(None, broadcast, Reach::Local, None);
+        }
+        if !broadcast.payload.is_pushable() {
+            return Err(Error::Encode(crate::serializer::EncodeError::NotAnObject));
+        }
+        let adapter = self.inner.adapter.as_ref().ok_or_else(|| {
+            Error::Config(format!("no cluster adapter is configured, so node {node:?} cannot be reached"))
+        })?;
+        adapter.direct_broadcast(node, &broadcast).map_err(|err| Error::Io(std::io::Error::other(err)))
     }
 
     /// Fans out a broadcast that an [`Adapter`] received from another node, on this node only.

@@ -66,9 +66,9 @@ function logTail(file, lines = 40){
 }
 
 /**
- * Starts `cargo run --release --features tls --example <example> -- --port PORT [args...]`
- * (the parity fixture unless told otherwise; `args` such as `--tls-cert PEM --tls-key PEM`)
- * from the repository root and
+ * Starts `cargo run --release --all-features --example <example> -- --port PORT [args...]`
+ * (the parity fixture unless told otherwise; every feature, so that it has every flag) from
+ * the repository root and
  * waits until the port accepts TCP connections (at most PHX_FIXTURE_STARTUP_MS, 5 minutes by
  * default, to leave room for the first release build). Rejects at once if the process exits
  * before that. The server's output goes to a log file in the temp directory.
@@ -81,9 +81,9 @@ export async function startFixture({port, example = "parity", args = []} = {}){
   const logFd = fs.openSync(logFile, "w")
   // detached: the server gets its own process group, so stop() ends cargo and whatever it
   // started (cargo replaces itself with the example on Unix, but do not rely on that)
-  // Always with the `tls` feature, the build scripts/test.sh makes, so that no test waits
-  // for a rebuild.
-  const cargoArgs = ["run", "--release", "--features", "tls", "--example", example, "--", "--port", String(port), ...args]
+  // With every feature, the build scripts/test.sh makes, so that no test waits for a
+  // rebuild.
+  const cargoArgs = ["run", "--release", "--all-features", "--example", example, "--", "--port", String(port), ...args]
   const child = spawn("cargo", cargoArgs, {
     cwd: REPO_ROOT,
     stdio: ["ignore", logFd, logFd],

@@ -16,7 +16,7 @@ const files = args.some(a => a.endsWith(".mjs"))
 
 let fixture = null
 if(!process.env.PHX_FIXTURE_URL){
-  console.log("# starting the parity fixture (cargo run --release --features tls --example parity)...")
+  console.log("# starting the parity fixture (cargo run --release --all-features --example parity)...")
   try {
     fixture = await startFixture()
   } catch(e){
