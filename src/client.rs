@@ -15,7 +15,7 @@
 //! # Ok::<(), phx_channels::client::ClientError>(())
 //! ```
 //!
-//! With the `tls` feature, [`ClientBuilder::tls`] connects over `wss://`.
+//! With the `tls` feature, `ClientBuilder::tls` connects over `wss://`.
 
 mod stream;
 #[cfg(feature = "tls")]

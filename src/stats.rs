@@ -51,9 +51,7 @@ macro_rules! counters {
         }
 
         impl Stats {
-            // `tls_handshake_failures` is counted only with the `tls` feature.
             $($(#[cfg($cfg)])?
-            #[cfg_attr(not(feature = "tls"), allow(dead_code))]
             pub(crate) fn $name(&self) -> &AtomicU64 { &self.$name })*
 
             pub(crate) fn snapshot(&self) -> StatsSnapshot {
@@ -98,6 +96,7 @@ counters! {
     /// TLS handshakes that failed (feature `tls`): plain HTTP on the TLS port, a client
     /// that does not trust the certificate, a handshake over the size limit. Handshakes
     /// that time out count in `refused_connections`.
+    #[cfg(feature = "tls")]
     Counter tls_handshake_failures,
     /// Joins refused by the server's limits (channels per connection, channel threads).
     Counter refused_joins,
