@@ -3,6 +3,7 @@
 
 use crate::presence::Presence;
 use crate::pubsub::PubSub;
+use crate::scheduling::Scheduling;
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
@@ -19,6 +20,8 @@ pub(crate) struct ChannelSettings {
     pub(crate) max_threads: usize,
     /// Parameter names logged as `[FILTERED]`.
     pub(crate) filter_parameters: Arc<[String]>,
+    /// The channel threads' scheduling policy.
+    pub(crate) scheduling: Scheduling,
 }
 
 /// Counts live channel threads so shutdown can wait for them.

@@ -64,6 +64,7 @@ pub(crate) fn start(
     stats::incr(runtime.stats.channel_threads());
     let spawned = std::thread::Builder::new().name(name).stack_size(runtime.settings.stack_size).spawn(move || {
         let runtime = start.runtime.clone();
+        runtime.settings.scheduling.apply_to_current_thread();
         run(start, receiver);
         stats::decr(runtime.stats.channel_threads());
         runtime.tracker.leave();

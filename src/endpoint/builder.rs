@@ -13,6 +13,7 @@ use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
 use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
+use crate::scheduling::Scheduling;
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
@@ -158,6 +159,13 @@ impl EndpointBuilder {
     /// Reactor threads; default the number of cores.
     pub fn reactors(mut self, count: usize) -> Self {
         self.config.reactors = count.max(1);
+        self
+    }
+
+    /// How the OS schedules the traffic threads; default [`Scheduling::Batch`], which
+    /// costs the least CPU per message. See [`Scheduling`].
+    pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
+        self.config.scheduling = scheduling;
         self
     }
 
@@ -492,6 +500,7 @@ impl EndpointBuilder {
                 inbox_limit: config.channel_inbox_limit,
                 max_threads: config.max_channel_threads,
                 filter_parameters: config.filter_parameters.clone(),
+                scheduling: config.scheduling,
             },
             tracker: ThreadTracker::default(),
             telemetry: config.telemetry.clone(),
@@ -514,10 +523,13 @@ impl EndpointBuilder {
         let sockets = Arc::new(Sockets {
             routes: Routes { mounts, statics, host: self.host },
             runtime,
-            connect_pool: ConnectPool::start(match listening {
-                Listening::InMemory => 1,
-                _ => config.connect_workers,
-            })?,
+            connect_pool: ConnectPool::start(
+                match listening {
+                    Listening::InMemory => 1,
+                    _ => config.connect_workers,
+                },
+                config.scheduling,
+            )?,
         });
         if let Listening::InMemory = listening {
             log::debug!("phx-channels endpoint started with in-memory connections only");
@@ -556,14 +568,21 @@ impl EndpointBuilder {
         // Before any reactor runs: a long-poll request may move to any of them.
         let _ = context.reactors.set(mailboxes.clone());
         let mut threads = Vec::new();
+        let scheduling = config.scheduling;
         for (i, reactor) in reactors.into_iter().enumerate() {
-            threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || reactor.run())?);
+            threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || {
+                scheduling.apply_to_current_thread();
+                reactor.run()
+            })?);
         }
         let acceptor = match listening {
             Listening::Listener(listener) => {
                 let local_addr = listener.local_addr()?;
                 let (acceptor, stop) = Acceptor::new(listener, mailboxes.clone())?;
-                let thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || acceptor.run())?;
+                let thread = std::thread::Builder::new().name("phx-acceptor".into()).spawn(move || {
+                    scheduling.apply_to_current_thread();
+                    acceptor.run()
+                })?;
                 log::info!("phx-channels endpoint listening on {local_addr}");
                 Some((thread, stop, local_addr))
             }

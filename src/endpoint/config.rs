@@ -1,6 +1,7 @@
 //! Endpoint-wide settings, their defaults, and the limits the OS sets on them.
 
 use crate::logging::DEFAULT_FILTER;
+use crate::scheduling::Scheduling;
 use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub(crate) struct EndpointConfig {
     pub(crate) reactors: usize,
+    pub(crate) scheduling: Scheduling,
     pub(crate) connect_workers: usize,
     pub(crate) channel_stack_size: usize,
     pub(crate) channel_inbox_limit: usize,
@@ -48,6 +50,7 @@ impl Default for EndpointConfig {
         let cores = available_cores();
         EndpointConfig {
             reactors: cores,
+            scheduling: Scheduling::default(),
             connect_workers: cores.max(2),
             channel_stack_size: 128 * 1024,
             channel_inbox_limit: 10_000,

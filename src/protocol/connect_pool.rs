@@ -1,6 +1,7 @@
 //! Connect workers: the threads that run user `connect` and `id` callbacks, so that a
 //! slow or panicking `connect` never stalls a reactor.
 
+use crate::scheduling::Scheduling;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::thread::JoinHandle;
@@ -15,12 +16,15 @@ pub(crate) struct ConnectPool {
 }
 
 impl ConnectPool {
-    pub(crate) fn start(workers: usize) -> std::io::Result<ConnectPool> {
+    pub(crate) fn start(workers: usize, scheduling: Scheduling) -> std::io::Result<ConnectPool> {
         let (sender, receiver) = crossbeam_channel::unbounded::<ConnectJob>();
         let workers = (0..workers.max(1))
             .map(|i| {
                 let receiver = receiver.clone();
-                std::thread::Builder::new().name(format!("phx-connect-{i}")).spawn(move || work(&receiver))
+                std::thread::Builder::new().name(format!("phx-connect-{i}")).spawn(move || {
+                    scheduling.apply_to_current_thread();
+                    work(&receiver)
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(ConnectPool { sender: Mutex::new(Some(sender)), workers: Mutex::new(workers) })
