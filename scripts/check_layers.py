@@ -19,7 +19,7 @@ LAYERS = [
     }),
     ("socket I/O and the client", {"transport", "client"}),
     ("channels and fan-out", {
-        "inbox", "pubsub", "presence", "socket", "channel", "channel_runtime", "channel_thread",
+        "inbox", "intercepted", "pubsub", "presence", "socket", "channel", "channel_runtime", "channel_thread",
         "router", "timer", "call", "cluster",
     }),
     ("protocol session", {"protocol"}),

@@ -83,7 +83,7 @@ pub trait Channel: Send + 'static {
     ///
     /// The default pushes it unchanged.
     fn handle_out(&mut self, event: &str, payload: &Payload, socket: &mut Socket) -> Flow {
-        if let Err(err) = socket.push(event, payload.clone()) {
+        if let Err(err) = socket.push_payload(event, payload) {
             log::warn!("handle_out could not push {event:?} on {}: {err}", socket.topic());
         }
         Flow::Continue

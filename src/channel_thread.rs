@@ -6,6 +6,7 @@ use crate::call::Call;
 use crate::channel::{CallReply, Channel, Flow, Handled};
 use crate::channel_runtime::ChannelRuntime;
 use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
+use crate::intercepted::Intercepted;
 use crate::logging;
 use crate::message::{Message, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
@@ -22,6 +23,9 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Most pushes from `handle_out` a draining thread holds before writing them.
+const FLUSH_PUSHES: usize = 64;
 
 /// Why a channel's thread did not start.
 #[derive(Debug)]
@@ -128,6 +132,12 @@ impl Runner {
         loop {
             // The socket holds a sender of this inbox, so it never disconnects.
             let Some(msg) = receiver.recv() else { return End::Closed };
+            // handle_out's pushes wait while intercepted broadcasts come one after
+            // another; anything else sees them written first.
+            let intercepted = matches!(msg, ChannelMsg::Out(_));
+            if !intercepted {
+                self.socket.flush_pending();
+            }
             let step = match msg {
                 ChannelMsg::In(msg) if msg.event == PHX_LEAVE => {
                     // reply ok, then phx_close (in `stop`), then terminate.
@@ -138,9 +148,7 @@ impl Runner {
                 ChannelMsg::Unhandled { event } => {
                     Step::Crash { callback: "handle_in", why: format!("no handle_in clause for event {event}") }
                 }
-                ChannelMsg::Out(broadcast) => {
-                    self.guarded("handle_out", |c, s| c.handle_out(&broadcast.event, &broadcast.payload, s).into())
-                }
+                ChannelMsg::Out(intercepted) => self.handle_out(intercepted),
                 ChannelMsg::Info(info) => self.guarded("handle_info", |c, s| c.handle_info(info, s).into()),
                 ChannelMsg::Call(call) => self.handle_call(call),
                 ChannelMsg::Stop(reason) => {
@@ -149,6 +157,13 @@ impl Runner {
                 }
                 ChannelMsg::Kill => return End::Aborted { crashed: false },
             };
+            if intercepted
+                && (receiver.is_empty()
+                    || self.socket.pending_pushes() >= FLUSH_PUSHES
+                    || !matches!(step, Step::Continue))
+            {
+                self.socket.flush_pending();
+            }
             match step {
                 Step::Continue => {}
                 Step::Stop(reason) => return self.stop(reason),
@@ -199,6 +214,16 @@ impl Runner {
                 hook(&Event::ChannelHandledIn { topic, channel, event: &event, params: &params, duration })
             });
         }
+        step
+    }
+
+    /// Runs `handle_out` for an intercepted broadcast; its pushes share the broadcast's
+    /// encodings and wait in the socket until the thread has drained its inbox.
+    fn handle_out(&mut self, intercepted: Arc<Intercepted>) -> Step {
+        self.socket.intercepted = Some(intercepted.clone());
+        let broadcast = &intercepted.broadcast;
+        let step = self.guarded("handle_out", |c, s| c.handle_out(&broadcast.event, &broadcast.payload, s).into());
+        self.socket.intercepted = None;
         step
     }
 

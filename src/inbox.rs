@@ -11,7 +11,8 @@ pub(crate) use crate::bounded::QueueError as InboxError;
 use crate::bounded::BoundedSender;
 use crate::call::Call;
 use crate::info::Info;
-use crate::message::{Broadcast, Message};
+use crate::intercepted::Intercepted;
+use crate::message::Message;
 use crate::stop_reason::StopReason;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::{Ordering, fence};
@@ -26,7 +27,7 @@ pub(crate) enum ChannelMsg {
     /// the channel crashes. `event` is its JSON text.
     Unhandled { event: String },
     /// An intercepted broadcast, for `handle_out`.
-    Out(Arc<Broadcast>),
+    Out(Arc<Intercepted>),
     /// Anything for `handle_info`.
     Info(Info),
     /// A request for `handle_call`.
@@ -98,6 +99,11 @@ impl InboxReceiver {
     pub(crate) fn bind(&self) {
         let _ = self.thread.set(std::thread::current());
         fence(Ordering::SeqCst);
+    }
+
+    /// Whether no message is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
     }
 
     /// The next message, sleeping until one comes; `None` once every sender is gone.

@@ -103,6 +103,7 @@ mod endpoint;
 mod error;
 mod inbox;
 mod info;
+mod intercepted;
 mod logging;
 pub mod message;
 mod message_ref;

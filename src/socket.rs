@@ -7,7 +7,8 @@ use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
 use crate::info::Info;
-use crate::message::{Broadcast, Message, Ref, Reply};
+use crate::intercepted::Intercepted;
+use crate::message::{Broadcast, Ref, Reply};
 use crate::payload::Payload;
 use crate::presence::{Presence, PresenceError};
 use crate::pubsub::{PubSub, Reach, SubscriptionId};
@@ -17,6 +18,7 @@ use crate::subscriber_id::SubscriberId;
 use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
 use crossbeam_channel::RecvTimeoutError;
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
@@ -42,7 +44,12 @@ pub(crate) struct ChannelLink {
 
 impl ChannelLink {
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Error> {
-        match self.outbound.push_frame(Some(self.instance), frame, Delivery::WriteIfIdle) {
+        self.send_all(std::slice::from_ref(&frame))
+    }
+
+    /// Sends frames in order, with one write when the connection is idle.
+    pub(crate) fn send_all(&self, frames: &[Frame]) -> Result<(), Error> {
+        match self.outbound.push_frames(Some(self.instance), frames, Delivery::WriteIfIdle) {
             Ok(_) => Ok(()),
             Err(_) => Err(Error::ConnectionClosed),
         }
@@ -71,6 +78,11 @@ pub struct Socket {
     /// The subscription to the channel's own topic, once joined.
     pub(crate) own_subscription: Option<SubscriptionId>,
     extra: HashMap<String, Vec<SubscriptionId>>,
+    /// The broadcast `handle_out` is handling, if it is running.
+    pub(crate) intercepted: Option<Arc<Intercepted>>,
+    /// `handle_out`'s pushes, written together once the channel thread has drained
+    /// what it was woken for (see [`flush_pending`](Socket::flush_pending)).
+    pending: Mutex<Vec<Frame>>,
 }
 
 impl Socket {
@@ -86,6 +98,8 @@ impl Socket {
             timers: runtime.timers.clone(),
             own_subscription: None,
             extra: HashMap::new(),
+            intercepted: None,
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -158,26 +172,53 @@ impl Socket {
 
     /// The endpoint's broadcast API, for other topics.
     pub fn pubsub(&self) -> &PubSub {
+        // What handle_out pushed goes out before anything sent through the PubSub.
+        self.flush_pending();
         &self.pubsub
     }
 
     /// Pushes `event` to this channel's client: a JSON object or bytes (V2 only).
     pub fn push(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
+        self.push_payload(event, &payload.into())
+    }
+
+    /// [`push`](Socket::push) without taking the payload. A push from `handle_out` shares
+    /// its payload's encoding with the broadcast's other subscribers, and waits in
+    /// `pending` for the rest of what the thread drains.
+    pub(crate) fn push_payload(&self, event: &str, payload: &Payload) -> Result<(), Error> {
         self.require_joined()?;
-        let msg = Message {
-            join_ref: self.link.join_ref.clone(),
-            msg_ref: None,
-            topic: self.link.topic.clone(),
-            event: event.to_owned(),
-            payload: payload.into(),
-        };
-        self.link.send(self.link.serializer.encode_push(&msg)?)
+        let link = &self.link;
+        match &self.intercepted {
+            Some(intercepted) => {
+                let frame = intercepted.encode_push(link.serializer, &link.join_ref, &link.topic, event, payload)?;
+                self.pending.lock().push(frame);
+                Ok(())
+            }
+            None => link.send(link.serializer.encode_channel_push(&link.join_ref, &link.topic, event, payload)?),
+        }
+    }
+
+    /// Writes what `handle_out` pushed, in one go. The channel thread calls it once it has
+    /// nothing more to handle, before any other callback, and before its channel stops.
+    pub(crate) fn flush_pending(&self) {
+        let mut pending = self.pending.lock();
+        if !pending.is_empty() {
+            // A closed connection drops them, as it drops a push.
+            let _ = self.link.send_all(&pending);
+            pending.clear();
+        }
+    }
+
+    /// How many of `handle_out`'s pushes wait to be written.
+    pub(crate) fn pending_pushes(&self) -> usize {
+        self.pending.lock().len()
     }
 
     /// Broadcasts `event` on this channel's topic, to every subscriber including this
     /// channel's own client.
     pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
+        self.flush_pending();
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
         self.pubsub.send(None, broadcast, Reach::Cluster, Some(&self.inbox))
     }
@@ -185,6 +226,7 @@ impl Socket {
     /// Broadcasts `event` on this channel's topic to every subscriber but this channel.
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
+        self.flush_pending();
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
         self.pubsub.send(Some(self.subscriber_id()), broadcast, Reach::Cluster, Some(&self.inbox))
     }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use phx_channels::client::Client;
-use phx_channels::serializer::ServerMessage;
+use phx_channels::serializer::{Serializer, ServerMessage};
 use phx_channels::{Error, OutboundLimits, Payload};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -196,6 +196,54 @@ fn a_panic_in_handle_out_sends_phx_error_to_that_subscriber() {
     server.endpoint.broadcast("room:outboom", "out_boom", json!({})).unwrap();
     let error = client.recv_event("room:outboom", "phx_error").unwrap();
     assert_eq!(json_of(&error.payload), json!({"reason": "channel_crash"}));
+}
+
+#[test]
+fn a_run_of_intercepted_broadcasts_arrives_whole_and_in_order_before_a_later_reply() {
+    // P75, 11.9: each subscriber's pushes carry its own join ref and the right payload,
+    // in both wire formats, although the payloads' encodings are shared and a channel
+    // thread that finds several broadcasts waiting writes their pushes together.
+    let server = start();
+    let mut v2 = server.joined("room:run");
+    let mut later = server.client();
+    later.join("room:other", json!({})).unwrap();
+    later.join("room:run", json!({})).unwrap();
+    assert_ne!(later.join_ref("room:run"), v2.join_ref("room:run"), "two different join refs");
+    let mut v1 = server.client_v1();
+    v1.join("room:run", json!({})).unwrap();
+    let mut expected = Vec::new();
+    for n in 0..200 {
+        if n % 3 == 0 {
+            server.endpoint.broadcast("room:run", "out_change", json!({"n": n})).unwrap();
+            expected.push(("out_changed".to_owned(), json!({"changed": true, "original": {"n": n}})));
+        } else {
+            server.endpoint.broadcast("room:run", "out_push", json!({"n": n})).unwrap();
+            expected.push(("out_push".to_owned(), json!({"n": n})));
+        }
+    }
+    for client in [&mut v2, &mut later, &mut v1] {
+        let join_ref = client.join_ref("room:run").map(str::to_owned);
+        let (before, reply) = push_collect(client, "room:run", "ok", json!({}));
+        assert_eq!(reply.status, "ok");
+        let got: Vec<(String, Value)> = before
+            .iter()
+            .map(|msg| match msg {
+                ServerMessage::Message(msg) => {
+                    assert_eq!(msg.topic, "room:run");
+                    if client.serializer() == Serializer::V2 {
+                        assert_eq!(
+                            msg.join_ref.as_deref(),
+                            join_ref.as_deref(),
+                            "a push carries its own channel's join ref"
+                        );
+                    }
+                    (msg.event.clone(), json_of(&msg.payload))
+                }
+                other => panic!("only pushes come before the reply: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, expected);
+    }
 }
 
 #[test]

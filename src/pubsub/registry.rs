@@ -17,6 +17,7 @@ use super::pacer::Pacer;
 use super::subscriber::Subscriber;
 use crate::inbox::{ChannelMsg, Inbox};
 use crate::info::Info;
+use crate::intercepted::Intercepted;
 use crate::message::Broadcast;
 use crate::serializer::{Frame, Serializer};
 use crate::stats::{self, Stats};
@@ -121,13 +122,15 @@ impl Registry {
         let subscribers = shard.get(&broadcast.topic)?;
         let mut fanout = FanOut::new(subscribers.pacer.clone());
         let mut frames = Frames::default();
+        let mut intercepted = None;
         for (_, subscriber) in &subscribers.entries {
             if from.is_some() && subscriber.owner() == from {
                 continue;
             }
             match subscriber {
                 Subscriber::Channel(channel) if channel.intercepts(&broadcast.event) => {
-                    if channel.inbox.try_send(ChannelMsg::Out(broadcast.clone())).is_err() {
+                    let shared = intercepted.get_or_insert_with(|| Arc::new(Intercepted::new(broadcast.clone())));
+                    if channel.inbox.try_send(ChannelMsg::Out(shared.clone())).is_err() {
                         stats::incr(stats.broadcasts_dropped());
                     }
                 }

@@ -94,8 +94,13 @@ pub(super) fn encode_client_push(msg: &Message, payload: &[u8]) -> Result<Vec<u8
 }
 
 /// Encodes a server push (kind 0, 4-byte header, no ref).
-pub(super) fn encode_push(msg: &Message, payload: &[u8]) -> Result<Frame, EncodeError> {
-    let fields = [("join_ref", or_empty(&msg.join_ref)), ("topic", &msg.topic), ("event", &msg.event)];
+pub(super) fn encode_push(
+    join_ref: &Option<Ref>,
+    topic: &str,
+    event: &str,
+    payload: &[u8],
+) -> Result<Frame, EncodeError> {
+    let fields = [("join_ref", or_empty(join_ref)), ("topic", topic), ("event", event)];
     frame(PUSH, &fields, payload)
 }
 

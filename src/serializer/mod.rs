@@ -19,6 +19,7 @@ pub(crate) use frame::{FrameWriter, Opcode};
 use crate::message::{Broadcast, Message, Ref, Reply};
 use crate::payload::Payload;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The body of one WebSocket data frame, as received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,13 +166,61 @@ impl Serializer {
 
     /// Encodes a server push: `phx_close` and `phx_error` too, which carry a ref.
     pub fn encode_push(self, msg: &Message) -> Result<Frame, EncodeError> {
-        match (&msg.payload, self) {
-            (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(msg, bytes),
+        let Message { join_ref, msg_ref, topic, event, payload } = msg;
+        match (payload, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(join_ref, topic, event, bytes),
             (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
-            (Payload::Json(payload), Serializer::V1) => v1::encode(&msg.topic, &msg.event, payload, &msg.msg_ref),
-            (Payload::Json(payload), Serializer::V2) => {
+            (Payload::Json(payload), _) => {
+                self.encode_json_push(join_ref, msg_ref, topic, event, payload, &RawOrValue::Value(payload))
+            }
+        }
+    }
+
+    /// Encodes a channel's push (no ref) from borrowed parts.
+    pub(crate) fn encode_channel_push(
+        self,
+        join_ref: &Option<Ref>,
+        topic: &str,
+        event: &str,
+        payload: &Payload,
+    ) -> Result<Frame, EncodeError> {
+        match payload {
+            Payload::Json(value) => {
+                self.encode_json_push(join_ref, &None, topic, event, value, &RawOrValue::Value(value))
+            }
+            Payload::Binary(bytes) if self == Serializer::V2 => binary::encode_push(join_ref, topic, event, bytes),
+            Payload::Binary(_) => Err(EncodeError::BinaryOnV1),
+        }
+    }
+
+    /// Encodes a channel's push of `payload`, already encoded as `encoded`: only the
+    /// frame around it is written.
+    pub(crate) fn encode_channel_push_encoded(
+        self,
+        join_ref: &Option<Ref>,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+        encoded: &RawValue,
+    ) -> Result<Frame, EncodeError> {
+        self.encode_json_push(join_ref, &None, topic, event, payload, &RawOrValue::Raw(encoded))
+    }
+
+    /// A JSON push; `payload` is checked, `body` is what is written for it.
+    fn encode_json_push(
+        self,
+        join_ref: &Option<Ref>,
+        msg_ref: &Option<Ref>,
+        topic: &str,
+        event: &str,
+        payload: &Value,
+        body: &RawOrValue<'_>,
+    ) -> Result<Frame, EncodeError> {
+        match self {
+            Serializer::V1 => v1::encode(topic, event, body, msg_ref),
+            Serializer::V2 => {
                 require_object(payload)?;
-                v2::encode(&msg.join_ref, &msg.msg_ref, &msg.topic, &msg.event, payload)
+                v2::encode(join_ref, msg_ref, topic, event, body)
             }
         }
     }
@@ -284,6 +333,14 @@ fn json_frame<T: serde::Serialize>(value: &T) -> Result<Frame, EncodeError> {
     let mut writer = FrameWriter::new(Opcode::Text, 128);
     serde_json::to_writer(writer.buf(), value)?;
     Ok(writer.finish())
+}
+
+/// A JSON payload to write: as a value, or as text encoded earlier.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum RawOrValue<'a> {
+    Value(&'a Value),
+    Raw(&'a RawValue),
 }
 
 fn require_object(payload: &Value) -> Result<(), EncodeError> {

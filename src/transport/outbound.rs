@@ -169,6 +169,17 @@ impl Outbound {
         frame: Frame,
         delivery: Delivery,
     ) -> Result<Pushed, Refused> {
+        self.push_frames(from, std::slice::from_ref(&frame), delivery)
+    }
+
+    /// [`push_frame`](Outbound::push_frame) for several frames of one sender, in order:
+    /// one look at the queue, and at most one write for all of them.
+    pub(crate) fn push_frames(
+        &self,
+        from: Option<SubscriberId>,
+        frames: &[Frame],
+        delivery: Delivery,
+    ) -> Result<Pushed, Refused> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -180,17 +191,18 @@ impl Outbound {
             && state.reactor_idle
             && state.items.is_empty()
         {
-            match (&**stream).write(frame.as_bytes()) {
-                Ok(n) if n == frame.len() => {
+            let bytes = joined(frames);
+            match (&**stream).write(&bytes) {
+                Ok(n) if n == bytes.len() => {
                     stats::add(self.stats.bytes_out(), n as u64);
-                    stats::incr(self.stats.frames_out());
+                    stats::add(self.stats.frames_out(), frames.len() as u64);
                     return Ok(Pushed::Written);
                 }
                 Ok(n) => {
-                    // The frame is on the wire in part: its rest must follow before any
-                    // other byte, whatever the limits or the fate of its channel.
+                    // The frames are on the wire in part: their rest must follow before
+                    // any other byte, whatever the limits or the fate of their channel.
                     stats::add(self.stats.bytes_out(), n as u64);
-                    state.unfinished = Some(frame.as_bytes().slice(n..));
+                    state.unfinished = Some(bytes.slice(n..));
                     state.reactor_idle = false;
                     self.schedule(state);
                     return Ok(Pushed::Queued);
@@ -200,15 +212,16 @@ impl Outbound {
             }
         }
         state.reactor_idle = false;
-        if state.frames + 1 > self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
+        let bytes: usize = frames.iter().map(Frame::len).sum();
+        if state.frames + frames.len() > self.limits.max_frames || state.bytes + bytes > self.limits.max_bytes {
             state.closed = true;
             state.overflowed = true;
             self.schedule(state);
             return Err(Refused::Full);
         }
-        state.frames += 1;
-        state.bytes += frame.len();
-        state.items.push(OutItem::Frame { from, frame });
+        state.frames += frames.len();
+        state.bytes += bytes;
+        state.items.extend(frames.iter().map(|frame| OutItem::Frame { from, frame: frame.clone() }));
         self.schedule(state);
         Ok(Pushed::Queued)
     }
@@ -319,6 +332,14 @@ impl Outbound {
         state.closed = true;
         state.items.clear();
         state.stream = None;
+    }
+}
+
+/// The frames' bytes as one buffer, for one write (a lone frame is not copied).
+fn joined(frames: &[Frame]) -> Bytes {
+    match frames {
+        [frame] => frame.as_bytes().clone(),
+        frames => frames.iter().flat_map(|frame| frame.as_bytes().iter().copied()).collect::<Vec<u8>>().into(),
     }
 }
 
