@@ -81,8 +81,8 @@
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
-// One module calls the OS for what std does not offer (`scheduling.rs`), each call with
-// its proof of soundness; everything else is safe code.
+// Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
+// `transport/listener.rs`), each call with its proof of soundness; the rest is safe code.
 #![deny(unsafe_code)]
 
 mod base64;

@@ -18,6 +18,7 @@ use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
 use crate::transport::acceptor::Acceptor;
+use crate::transport::listener;
 use crate::transport::long_poll::SessionTokens;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
@@ -427,7 +428,7 @@ impl EndpointBuilder {
             Some(bind) => {
                 let addr =
                     bind.to_socket_addrs()?.next().ok_or_else(|| Error::Config(format!("cannot resolve {bind:?}")))?;
-                Listening::Listener(mio::net::TcpListener::bind(addr)?)
+                Listening::Listener(listener::bind(addr)?)
             }
             None => Listening::HandedOver,
         };

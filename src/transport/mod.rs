@@ -9,6 +9,7 @@ pub(crate) mod acceptor;
 mod conn;
 pub(crate) mod handler;
 pub(crate) mod http;
+pub(crate) mod listener;
 pub(crate) mod long_poll;
 pub(crate) mod mailbox;
 pub(crate) mod outbound;
