@@ -173,7 +173,8 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
     let after_close = probe.as_ref().map(Probe::memory);
 
     let joined = shared.joined.load(Relaxed);
-    let channels = (n * k).max(1) as f64;
+    // Memory per channel counts the channels that joined: past the server's cap, joins are refused.
+    let channels = joined.max(1) as f64;
     let mut summary = vec![
         format!("connect: {n} connections x {k} channels on {url}", url = args_url(&url)),
         format!(
@@ -222,10 +223,10 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
     if let (Some((rss0, th0)), Some((rss1, th1)), Some((rss2, th2)), Some((rss3, th3))) =
         (before, after_connect, after_join, after_close)
     {
-        let per_conn = rss1.saturating_sub(rss0) as f64 / n.max(1) as f64;
+        let per_conn = rss1.saturating_sub(rss0) as f64 / opened.max(1) as f64;
         let per_channel_marginal = rss2.saturating_sub(rss1) as f64 / channels;
         let per_channel_all_in = rss2.saturating_sub(rss0) as f64 / channels;
-        let per_conn_all_in = rss2.saturating_sub(rss0) as f64 / n.max(1) as f64;
+        let per_conn_all_in = rss2.saturating_sub(rss0) as f64 / opened.max(1) as f64;
         summary.push(format!(
             "  server RSS: {rss0} KiB before, {rss1} KiB with the connections, {rss2} KiB with the channels, {rss3} KiB after closing"
         ));

@@ -13,6 +13,7 @@ use super::mailbox::{Arrival, Command, ConnKey, Mail, Mailbox, Recipient};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
 use super::stream::Stream;
+use crate::logging::{Throttled, left_out};
 use crate::stats::{self, Stats};
 use crate::telemetry::{Event, Telemetry};
 use mio::net::TcpStream;
@@ -173,7 +174,10 @@ impl Reactor {
         let handed_over = head.is_some();
         let Some(slot) = self.register(stream, peer, head.unwrap_or_default()) else { return };
         if over {
-            log::warn!("refusing a connection from {peer}: {max} connections already open");
+            static REFUSED: Throttled = Throttled::new();
+            REFUSED.log(|more| {
+                log::warn!("refusing a connection from {peer}: {max} connections already open{}", left_out(more))
+            });
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
         } else if handed_over {
             // Its request may be whole already, and no event would say so.

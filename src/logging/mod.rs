@@ -1,4 +1,9 @@
-//! Phoenix-style log lines: durations, and parameters with secrets filtered.
+//! Phoenix-style log lines: durations, and parameters with secrets filtered; and lines
+//! that must not flood the log.
+
+mod throttled;
+
+pub(crate) use throttled::{Throttled, left_out};
 
 use serde_json::Value;
 use std::time::Duration;
