@@ -28,8 +28,10 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scheduling {
-    /// Linux's `SCHED_BATCH` policy: a woken thread never preempts a running one. Threads
-    /// a channel callback spawns inherit it. On other systems, the same as
+    /// Linux's `SCHED_BATCH` policy: a woken thread never preempts a running one. Only
+    /// threads under the normal policy move to it: a policy the process was started
+    /// with on purpose (a real-time one set with `chrt`, say) is kept. Threads a channel
+    /// callback spawns inherit it. On other systems, the same as
     /// [`Unchanged`](Scheduling::Unchanged).
     #[default]
     Batch,
@@ -49,6 +51,10 @@ impl Scheduling {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn set_batch() {
+    // SAFETY: takes no pointers; pid 0 names the calling thread.
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        return;
+    }
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call, which
     // only reads it. Pid 0 names the calling thread (Linux sets the policy per thread).
@@ -83,6 +89,21 @@ mod tests {
         .unwrap();
         assert_eq!(inside, libc::SCHED_BATCH);
         assert_eq!(policy(), before);
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn batch_keeps_a_policy_other_than_the_normal_one() {
+        let inside = std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: as in `set_batch`; SCHED_IDLE needs no privilege.
+            assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }, 0);
+            Scheduling::Batch.apply_to_current_thread();
+            policy()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, libc::SCHED_IDLE);
     }
 
     #[test]
