@@ -143,7 +143,7 @@ impl Runner {
             // another; anything else sees them written first.
             let intercepted = matches!(msg, ChannelMsg::Out(_));
             if !intercepted {
-                self.socket.flush_pending();
+                self.socket.link.flush();
             }
             let step = match msg {
                 ChannelMsg::In(msg) if msg.event == PHX_LEAVE => {
@@ -165,11 +165,9 @@ impl Runner {
                 ChannelMsg::Kill => return End::Aborted { crashed: false },
             };
             if intercepted
-                && (receiver.is_empty()
-                    || self.socket.pending_pushes() >= FLUSH_PUSHES
-                    || !matches!(step, Step::Continue))
+                && (receiver.is_empty() || self.socket.link.held() >= FLUSH_PUSHES || !matches!(step, Step::Continue))
             {
-                self.socket.flush_pending();
+                self.socket.link.flush();
             }
             match step {
                 Step::Continue => {}

@@ -40,15 +40,45 @@ pub(crate) struct ChannelLink {
     pub(crate) join_ref: Option<Ref>,
     /// The connection's socket id, from [`UserSocket::id`](crate::UserSocket::id).
     pub(crate) socket_id: Option<Arc<str>>,
+    /// `handle_out`'s pushes, held until the channel thread has drained what it was
+    /// woken for. Any frame sent through the link goes out after them.
+    pub(crate) held: Mutex<Vec<Frame>>,
 }
 
 impl ChannelLink {
+    /// Sends a frame, after the held ones.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Error> {
-        self.send_all(std::slice::from_ref(&frame))
+        let mut held = self.held.lock();
+        if held.is_empty() {
+            return self.write(std::slice::from_ref(&frame));
+        }
+        held.push(frame);
+        let sent = self.write(&held);
+        held.clear();
+        sent
     }
 
-    /// Sends frames in order, with one write when the connection is idle.
-    pub(crate) fn send_all(&self, frames: &[Frame]) -> Result<(), Error> {
+    /// Holds a frame, to be sent with the next one or by [`flush`](ChannelLink::flush).
+    pub(crate) fn hold(&self, frame: Frame) {
+        self.held.lock().push(frame);
+    }
+
+    /// How many frames are held.
+    pub(crate) fn held(&self) -> usize {
+        self.held.lock().len()
+    }
+
+    /// Sends the held frames, in one write when the connection is idle. A closed
+    /// connection drops them, as it drops a push.
+    pub(crate) fn flush(&self) {
+        let mut held = self.held.lock();
+        if !held.is_empty() {
+            let _ = self.write(&held);
+            held.clear();
+        }
+    }
+
+    fn write(&self, frames: &[Frame]) -> Result<(), Error> {
         match self.outbound.push_frames(Some(self.instance), frames, Delivery::WriteIfIdle) {
             Ok(_) => Ok(()),
             Err(_) => Err(Error::ConnectionClosed),
@@ -80,9 +110,6 @@ pub struct Socket {
     extra: HashMap<String, Vec<SubscriptionId>>,
     /// The broadcast `handle_out` is handling, if it is running.
     pub(crate) intercepted: Option<Arc<Intercepted>>,
-    /// `handle_out`'s pushes, written together once the channel thread has drained
-    /// what it was woken for (see [`flush_pending`](Socket::flush_pending)).
-    pending: Mutex<Vec<Frame>>,
 }
 
 impl Socket {
@@ -99,7 +126,6 @@ impl Socket {
             own_subscription: None,
             extra: HashMap::new(),
             intercepted: None,
-            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -173,7 +199,7 @@ impl Socket {
     /// The endpoint's broadcast API, for other topics.
     pub fn pubsub(&self) -> &PubSub {
         // What handle_out pushed goes out before anything sent through the PubSub.
-        self.flush_pending();
+        self.link.flush();
         &self.pubsub
     }
 
@@ -183,42 +209,25 @@ impl Socket {
     }
 
     /// [`push`](Socket::push) without taking the payload. A push from `handle_out` shares
-    /// its payload's encoding with the broadcast's other subscribers, and waits in
-    /// `pending` for the rest of what the thread drains.
+    /// its payload's encoding with the broadcast's other subscribers, and is held for
+    /// the rest of what the thread drains.
     pub(crate) fn push_payload(&self, event: &str, payload: &Payload) -> Result<(), Error> {
         self.require_joined()?;
         let link = &self.link;
         match &self.intercepted {
             Some(intercepted) => {
-                let frame = intercepted.encode_push(link.serializer, &link.join_ref, &link.topic, event, payload)?;
-                self.pending.lock().push(frame);
+                link.hold(intercepted.encode_push(link.serializer, &link.join_ref, &link.topic, event, payload)?);
                 Ok(())
             }
             None => link.send(link.serializer.encode_channel_push(&link.join_ref, &link.topic, event, payload)?),
         }
     }
 
-    /// Writes what `handle_out` pushed, in one go. The channel thread calls it once it has
-    /// nothing more to handle, before any other callback, and before its channel stops.
-    pub(crate) fn flush_pending(&self) {
-        let mut pending = self.pending.lock();
-        if !pending.is_empty() {
-            // A closed connection drops them, as it drops a push.
-            let _ = self.link.send_all(&pending);
-            pending.clear();
-        }
-    }
-
-    /// How many of `handle_out`'s pushes wait to be written.
-    pub(crate) fn pending_pushes(&self) -> usize {
-        self.pending.lock().len()
-    }
-
     /// Broadcasts `event` on this channel's topic, to every subscriber including this
     /// channel's own client.
     pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
-        self.flush_pending();
+        self.link.flush();
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
         self.pubsub.send(None, broadcast, Reach::Cluster, Some(&self.inbox))
     }
@@ -226,7 +235,7 @@ impl Socket {
     /// Broadcasts `event` on this channel's topic to every subscriber but this channel.
     pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) -> Result<(), Error> {
         self.require_joined()?;
-        self.flush_pending();
+        self.link.flush();
         let broadcast = Broadcast::new(self.link.topic.clone(), event, payload);
         self.pubsub.send(Some(self.subscriber_id()), broadcast, Reach::Cluster, Some(&self.inbox))
     }

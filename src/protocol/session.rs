@@ -214,6 +214,7 @@ impl Session {
             // The channel's join ref is the join's `join_ref`, or its `ref` when null.
             join_ref: msg.join_ref.clone().or_else(|| msg.msg_ref.clone()),
             socket_id: self.socket_id.as_ref().map(|(_, id)| id.clone()),
+            held: Default::default(),
         });
         let mut assigns = self.assigns.clone();
         assigns.extend(route.assigns.iter().map(|(k, v)| (k.clone(), v.clone())));
