@@ -27,6 +27,7 @@ RAW_PORT, PARITY_PORT, BEFORE_PORT = 4900, 4807, 4808
 
 # Each group: (label, who serves it: "floor" (the raw server or none) or "phx" (every parity
 # fixture), the load tool's arguments, the fields reported). Run in this order each round.
+# wake-floor runs under SCHED_BATCH, as the server's channel threads do.
 GROUPS = {
     "echo": [
         ("tungstenite echo, 50 connections", "floor",
@@ -48,6 +49,10 @@ GROUPS = {
          ["server_cpu.per_delivery_us", "last_subscriber_latency.p50_us", "latency.p50_us", "loss"]),
     ],
     "intercept": [
+        ("one thread wake and park, 1,000 threads at 50/s", "floor",
+         ["wake-floor", "--threads", 1000, "--rounds", 150, "--rate", 50], ["per_wake_us"]),
+        ("one paced loopback write, 1,000 sockets at 50/s", "floor",
+         ["tcp-floor", "--n", 1000, "--count", 150, "--rate", 50], ["write.per_frame_us"]),
         ("1,000 intercepting subscribers at 50/s", "phx",
          ["broadcast", "-n", 1000, "--count", 150, "--rate", 50, "--topic", "bench_icpt:load"],
          ["latency.p50_us", "latency.p99_us", "server_cpu.per_delivery_us", "loss"]),
@@ -78,6 +83,8 @@ def wait_port(port):
 def load(args):
     """Runs the load tool; returns its final JSON line."""
     command = [os.path.join(BIN, "load")] + [str(a) for a in args]
+    if args[0] == "wake-floor":
+        command = ["chrt", "-b", "0"] + command
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=raise_fd_limit)
     lines = [line for line in out.stdout.splitlines() if line.startswith('{"')]
     if out.returncode != 0 or not lines:

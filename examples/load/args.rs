@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub(crate) const USAGE: &str =
-    "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|longpoll|client-echo|client-connect> [options]
+    "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|wake-floor|longpoll|client-echo|client-connect> [options]
   connect    --url URL -n N -k K [--hold S] [--threads T] [--inflight I] [--timeout S] [--server-pid PID]
   echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--server-pid PID]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]
@@ -19,6 +19,7 @@ pub(crate) const USAGE: &str =
   raw-server --port P [--max-seconds S]
   raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--server-pid PID]
   tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--rate R] [--writer-cpu C] [--reader-cpu C]
+  wake-floor --threads N --rounds M [--rate R]   (under chrt -b 0 to match the server's threads)
   longpoll   --url http://127.0.0.1:P/bench/longpoll [--count M] [-n N] [--settle S] [--server-pid PID]
   client-echo     [--addr HOST:PORT] [--path /bench] [--ca PEM] -c C --duration S [--warmup S] [--payload-bytes B]
                   [--server-pid PID]   (the crate's blocking client; --ca for wss://, feature tls)

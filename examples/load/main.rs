@@ -13,6 +13,7 @@
 //! raw-server --port P [--max-seconds S]
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
+//! wake-floor --threads N --rounds M [--rate R]
 //! longpoll   --url http://HOST:P/bench/longpoll [--count M] [-n N] [--server-pid PID]
 //! client-echo     --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
 //! client-connect  --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
@@ -28,7 +29,7 @@
 //!
 //! This file holds the entry point and what every subcommand shares (`Res`,
 //! `wait_until`). The subcommands live in `connect`, `echo` (also `raw-echo`),
-//! `broadcast`, `raw_server`, `tcp_floor`, `longpoll` (plain blocking HTTP) and `blocking`
+//! `broadcast`, `raw_server`, `tcp_floor`, `wake_floor`, `longpoll` (plain blocking HTTP) and `blocking`
 //! (`client-echo` and `client-connect`, with the crate's own client, for `wss://`); under them are `args` (the command
 //! line), `ws` and `client` (the WebSocket client), `phoenix` (V2 frames), `probe`
 //! (/proc) and `report` (the figures and the printed output).
@@ -45,6 +46,7 @@ mod probe;
 mod raw_server;
 mod report;
 mod tcp_floor;
+mod wake_floor;
 mod ws;
 
 use args::{Args, USAGE};
@@ -66,6 +68,7 @@ fn main() {
         "broadcast" => broadcast::broadcast(&args),
         "raw-server" => raw_server::raw_server(&args),
         "tcp-floor" => tcp_floor::tcp_floor(&args),
+        "wake-floor" => wake_floor::wake_floor(&args),
         "longpoll" => longpoll::longpoll(&args),
         "client-echo" => blocking::client_echo(&args),
         "client-connect" => blocking::client_connect(&args),
