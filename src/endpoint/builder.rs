@@ -584,7 +584,11 @@ impl EndpointBuilder {
                     scheduling.apply_to_current_thread();
                     acceptor.run()
                 })?;
-                log::info!("phx-channels endpoint listening on {local_addr}");
+                log::info!(
+                    "phx-channels endpoint listening on {local_addr}: at most {} connections and {} channel threads",
+                    config.max_connections,
+                    config.max_channel_threads
+                );
                 Some((thread, stop, local_addr))
             }
             _ => {

@@ -92,6 +92,12 @@ impl EndpointConfig {
                  kernel.pid_max, kernel.threads-max); using {limit}",
                 self.max_channel_threads
             );
+        } else {
+            log::info!(
+                "at most {limit} channel threads, which is what this system allows (see vm.max_map_count, \
+                 kernel.pid_max, kernel.threads-max), not the default {}",
+                self.max_channel_threads
+            );
         }
         self.max_channel_threads = limit;
     }
