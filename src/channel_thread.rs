@@ -223,7 +223,7 @@ impl Runner {
     }
 
     /// Runs `handle_out` for an intercepted broadcast; its pushes share the broadcast's
-    /// encodings and wait in the socket until the thread has drained its inbox.
+    /// encodings and are held in the channel's link until the thread has drained its inbox.
     fn handle_out(&mut self, intercepted: Arc<Intercepted>) -> Step {
         self.socket.intercepted = Some(intercepted.clone());
         let broadcast = &intercepted.broadcast;

@@ -413,6 +413,26 @@ mod tests {
     }
 
     #[test]
+    fn several_frames_are_queued_and_counted_against_the_limits_together() {
+        let len = frame().len();
+        let (outbound, _poll) = outbound(OutboundLimits { max_frames: 4, max_bytes: usize::MAX });
+        let frames = [frame(), frame(), frame()];
+        assert_eq!(outbound.push_frames(Some(SubscriberId(1)), &frames, Delivery::WriteIfIdle), Ok(Pushed::Queued));
+        let counted = |outbound: &Outbound| {
+            let state = outbound.state.lock();
+            (state.frames, state.bytes)
+        };
+        assert_eq!(counted(&outbound), (3, 3 * len));
+        // Two more would make five: the whole batch is refused and the connection closes.
+        let two = [frame(), frame()];
+        assert_eq!(outbound.push_frames(Some(SubscriberId(1)), &two, Delivery::Queue), Err(Refused::Full));
+        let mut items = Vec::new();
+        assert!(outbound.take(&mut items).overflowed);
+        assert_eq!(items.len(), 3);
+        assert_eq!(joined(&frames).len(), 3 * len, "one buffer for one write");
+    }
+
+    #[test]
     fn killing_an_instance_drops_its_queued_frames_and_their_count() {
         let (outbound, _poll) = outbound(OutboundLimits { max_frames: 3, max_bytes: usize::MAX });
         let queue = |from| outbound.push_frame(from, frame(), Delivery::Queue).unwrap();
