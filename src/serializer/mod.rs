@@ -166,14 +166,7 @@ impl Serializer {
 
     /// Encodes a server push: `phx_close` and `phx_error` too, which carry a ref.
     pub fn encode_push(self, msg: &Message) -> Result<Frame, EncodeError> {
-        let Message { join_ref, msg_ref, topic, event, payload } = msg;
-        match (payload, self) {
-            (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(join_ref, topic, event, bytes),
-            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
-            (Payload::Json(payload), _) => {
-                self.encode_json_push(join_ref, msg_ref, topic, event, payload, &RawOrValue::Value(payload))
-            }
-        }
+        self.encode_push_parts(&msg.join_ref, &msg.msg_ref, &msg.topic, &msg.event, &msg.payload)
     }
 
     /// Encodes a channel's push (no ref) from borrowed parts.
@@ -184,12 +177,23 @@ impl Serializer {
         event: &str,
         payload: &Payload,
     ) -> Result<Frame, EncodeError> {
-        match payload {
-            Payload::Json(value) => {
-                self.encode_json_push(join_ref, &None, topic, event, value, &RawOrValue::Value(value))
+        self.encode_push_parts(join_ref, &None, topic, event, payload)
+    }
+
+    fn encode_push_parts(
+        self,
+        join_ref: &Option<Ref>,
+        msg_ref: &Option<Ref>,
+        topic: &str,
+        event: &str,
+        payload: &Payload,
+    ) -> Result<Frame, EncodeError> {
+        match (payload, self) {
+            (Payload::Binary(bytes), Serializer::V2) => binary::encode_push(join_ref, topic, event, bytes),
+            (Payload::Binary(_), Serializer::V1) => Err(EncodeError::BinaryOnV1),
+            (Payload::Json(value), _) => {
+                self.encode_json_push(join_ref, msg_ref, topic, event, value, &RawOrValue::Value(value))
             }
-            Payload::Binary(bytes) if self == Serializer::V2 => binary::encode_push(join_ref, topic, event, bytes),
-            Payload::Binary(_) => Err(EncodeError::BinaryOnV1),
         }
     }
 
