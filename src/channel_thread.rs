@@ -7,7 +7,7 @@ use crate::channel::{CallReply, Channel, Flow, Handled};
 use crate::channel_runtime::ChannelRuntime;
 use crate::inbox::{ChannelMsg, Inbox, InboxReceiver};
 use crate::intercepted::Intercepted;
-use crate::logging::{self, Throttled, left_out};
+use crate::logging;
 use crate::message::{Message, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
 use crate::pubsub::ChannelSubscriber;
@@ -57,14 +57,11 @@ pub(crate) fn start(
 ) -> Result<Inbox, StartError> {
     let cap = runtime.settings.max_threads;
     if runtime.tracker.live() >= cap {
-        static REFUSED: Throttled = Throttled::new();
-        REFUSED.log(|more| {
-            log::error!(
-                "Reached the limit of {cap} channel threads; refusing a join of {}{}",
-                link.topic,
-                left_out(more)
-            )
-        });
+        logging::log_throttled!(
+            log::Level::Error,
+            "Reached the limit of {cap} channel threads; refusing a join of {}",
+            link.topic
+        );
         return Err(StartError::TooManyThreads);
     }
     let (inbox, receiver) = Inbox::new(runtime.settings.inbox_limit);

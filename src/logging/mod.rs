@@ -3,7 +3,7 @@
 
 mod throttled;
 
-pub(crate) use throttled::{Throttled, left_out};
+pub(crate) use throttled::{Throttled, left_out, log_throttled};
 
 use serde_json::Value;
 use std::time::Duration;

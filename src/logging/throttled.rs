@@ -39,6 +39,19 @@ impl Throttled {
     }
 }
 
+/// Logs at `level` at most once a second from this place in the code, adding how many
+/// lines were left out since the last one:
+/// `log_throttled!(log::Level::Warn, "refusing {peer}")`.
+macro_rules! log_throttled {
+    ($level:expr, $($arg:tt)+) => {{
+        static THROTTLED: $crate::logging::Throttled = $crate::logging::Throttled::new();
+        THROTTLED.log(|more| {
+            log::log!($level, "{}{}", format_args!($($arg)+), $crate::logging::left_out(more))
+        });
+    }};
+}
+pub(crate) use log_throttled;
+
 /// `" (N more like it since the last)"` when lines were left out, else nothing.
 pub(crate) fn left_out(count: u64) -> String {
     if count == 0 { String::new() } else { format!(" ({count} more like it since the last)") }

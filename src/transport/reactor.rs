@@ -13,7 +13,7 @@ use super::mailbox::{Arrival, Command, ConnKey, Mail, Mailbox, Recipient};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
 use super::stream::Stream;
-use crate::logging::{Throttled, left_out};
+use crate::logging::log_throttled;
 use crate::stats::{self, Stats};
 use crate::telemetry::{Event, Telemetry};
 use mio::net::TcpStream;
@@ -174,10 +174,7 @@ impl Reactor {
         let handed_over = head.is_some();
         let Some(slot) = self.register(stream, peer, head.unwrap_or_default()) else { return };
         if over {
-            static REFUSED: Throttled = Throttled::new();
-            REFUSED.log(|more| {
-                log::warn!("refusing a connection from {peer}: {max} connections already open{}", left_out(more))
-            });
+            log_throttled!(log::Level::Warn, "refusing a connection from {peer}: {max} connections already open");
             self.refuse(slot, http::text(503, "Service Unavailable: too many connections"));
         } else if handed_over {
             // Its request may be whole already, and no event would say so.

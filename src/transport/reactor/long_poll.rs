@@ -11,7 +11,7 @@
 //! connection.
 
 use super::{Reactor, slot_of};
-use crate::logging::{Throttled, left_out};
+use crate::logging::log_throttled;
 use crate::stats;
 use crate::transport::conn::{BodyRead, State};
 use crate::transport::handler::{Hangup, LongPollCheck, OpenedSession, Peers, SessionLink, WayBack};
@@ -158,14 +158,11 @@ impl Reactor {
         if self.stopping.is_some() || self.context.open_sessions.fetch_add(1, Ordering::Relaxed) >= max {
             if self.stopping.is_none() {
                 self.context.open_sessions.fetch_sub(1, Ordering::Relaxed);
-                static REFUSED: Throttled = Throttled::new();
-                REFUSED.log(|more| {
-                    log::warn!(
-                        "refusing a long-poll session to {}: {max} sessions already open{}",
-                        peers.remote,
-                        left_out(more)
-                    )
-                });
+                log_throttled!(
+                    log::Level::Warn,
+                    "refusing a long-poll session to {}: {max} sessions already open",
+                    peers.remote
+                );
             }
             stats::incr(self.context.stats.refused_connections());
             let answer = response::plain(503, "Service Unavailable: too many long-poll sessions");
