@@ -255,7 +255,9 @@ impl Runner {
             (Some(caller), Some(answer)) => {
                 caller.answer(answer);
             }
-            (None, Some(_)) => log::warn!("{topic}: handle_call took the caller and answered too; the answer is dropped"),
+            (None, Some(_)) => {
+                log::warn!("{topic}: handle_call took the caller and answered too; the answer is dropped")
+            }
             _ => {}
         }
         step

@@ -506,7 +506,8 @@ impl ChannelHandle {
             return Err(CallError::CalledSelf);
         }
         let (reply_to, answer) = crossbeam_channel::bounded(1);
-        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), from: CallFrom::new(reply_to) })) {
+        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), from: CallFrom::new(reply_to) }))
+        {
             Ok(()) => {}
             Err(InboxError::Closed) => return Err(CallError::ChannelEnded),
             Err(InboxError::Full) => return Err(CallError::Overloaded),
