@@ -25,6 +25,7 @@ pub type JoinResult = Result<Payload, Payload>;
 /// | `intercept/1` + `handle_out/3` | [`intercept`](Channel::intercept) + [`handle_out`](Channel::handle_out) |
 /// | `handle_info/2` | [`handle_info`](Channel::handle_info) |
 /// | `handle_call/3` (a `GenServer.call` to the channel) | [`handle_call`](Channel::handle_call), answering [`ChannelHandle::call`](crate::ChannelHandle::call) |
+/// | `{:noreply, socket}` from `handle_call/3`, then `GenServer.reply(from, answer)` | [`CallReply::noreply`] after [`Socket::take_caller`], then [`CallFrom::reply`](crate::CallFrom::reply) from any callback or thread |
 /// | `handle_cast/2` (a `GenServer.cast` to the channel) | [`ChannelHandle::send`](crate::ChannelHandle::send), handled in [`handle_info`](Channel::handle_info) |
 /// | `terminate/2` | [`terminate`](Channel::terminate) |
 /// | `code_change/3` | none: Rust has no hot code upgrade; deploy a new binary and let clients reconnect (the drain at shutdown closes them with 1012 so they do) |
