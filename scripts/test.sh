@@ -89,6 +89,9 @@ step "clippy, every feature" cargo clippy --all-targets --all-features -- -D war
 step "layers" python3 scripts/check_layers.py
 step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "tests" cargo test --all-targets
+# Without `exact-numbers`, a token holding an integer past 64 bits is refused, saying so.
+step "token tests without default features" \
+    cargo test --no-default-features --lib --test token_vectors token
 # TLS (feature `tls`): wss:// from the endpoint and the client, over real sockets.
 step "tls tests" cargo test --features tls --test tls
 # With every feature, the TLS and cluster types' examples compile and run too.

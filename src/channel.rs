@@ -25,6 +25,7 @@ pub type JoinResult = Result<Payload, Payload>;
 /// | `intercept/1` + `handle_out/3` | [`intercept`](Channel::intercept) + [`handle_out`](Channel::handle_out) |
 /// | `handle_info/2` | [`handle_info`](Channel::handle_info) |
 /// | `handle_call/3` (a `GenServer.call` to the channel) | [`handle_call`](Channel::handle_call), answering [`ChannelHandle::call`](crate::ChannelHandle::call) |
+/// | `{:noreply, socket}` from `handle_call/3`, then `GenServer.reply(from, answer)` | [`CallReply::noreply`] after [`Socket::take_caller`], then [`CallFrom::reply`](crate::CallFrom::reply) from any callback or thread |
 /// | `handle_cast/2` (a `GenServer.cast` to the channel) | [`ChannelHandle::send`](crate::ChannelHandle::send), handled in [`handle_info`](Channel::handle_info) |
 /// | `terminate/2` | [`terminate`](Channel::terminate) |
 /// | `code_change/3` | none: Rust has no hot code upgrade; deploy a new binary and let clients reconnect (the drain at shutdown closes them with 1012 so they do) |
@@ -104,6 +105,11 @@ pub trait Channel: Send + 'static {
     /// `handle_call/3` for a `GenServer.call` to the channel's process. `request` is
     /// what the caller passed; downcast it to the types the channel answers. The
     /// answer's type must be the one the caller asks for.
+    ///
+    /// To answer later, as Phoenix's `{:noreply, socket}` followed by
+    /// `GenServer.reply(from, answer)`: take the caller with [`Socket::take_caller`],
+    /// return [`CallReply::noreply`], and answer with
+    /// [`CallFrom::reply`](crate::CallFrom::reply) from another callback or thread.
     ///
     /// The default answers nothing and crashes the channel, as a `GenServer` without a
     /// matching `handle_call` clause does: the caller gets
@@ -221,7 +227,7 @@ pub enum Flow {
     Stop(StopReason),
 }
 
-/// What [`Channel::handle_call`] returns: the answer, a stop, or a crash.
+/// What [`Channel::handle_call`] returns: the answer, no answer yet, a stop, or a crash.
 ///
 /// ```
 /// use phx_channels::{CallReply, Channel, JoinResult, Payload, Socket, StopReason};
@@ -255,6 +261,10 @@ pub enum Flow {
 pub enum CallReply {
     /// Answer the caller with this value.
     Reply(Box<dyn Any + Send>),
+    /// Answer later: `handle_call` took the caller with [`Socket::take_caller`] and
+    /// answers through it ([`CallFrom`](crate::CallFrom)). A caller not taken gets
+    /// [`CallError::ChannelEnded`](crate::CallError::ChannelEnded) at once.
+    NoReply,
     /// Stop the channel (stop handling as for [`Handled::Stop`]), answering the caller
     /// first if there is an answer; without one the caller gets
     /// [`CallError::ChannelEnded`](crate::CallError::ChannelEnded).
@@ -275,7 +285,14 @@ impl CallReply {
         CallReply::Reply(Box::new(value))
     }
 
-    /// Stop without answering.
+    /// No answer yet: Phoenix's `{:noreply, socket}` in `handle_call/3`. Take the
+    /// caller first with [`Socket::take_caller`] to answer it later.
+    pub fn noreply() -> Self {
+        CallReply::NoReply
+    }
+
+    /// Stop without answering (a caller taken with [`Socket::take_caller`] may still
+    /// be answered through it).
     pub fn stop(reason: StopReason) -> Self {
         CallReply::Stop { reason, reply: None }
     }
@@ -296,6 +313,7 @@ impl fmt::Debug for CallReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallReply::Reply(_) => f.write_str("Reply(..)"),
+            CallReply::NoReply => f.write_str("NoReply"),
             CallReply::Stop { reason, reply } => {
                 f.debug_struct("Stop").field("reason", reason).field("reply", &reply.as_ref().map(|_| "..")).finish()
             }

@@ -230,23 +230,37 @@ impl Runner {
     }
 
     /// Answers a call. The answer goes back before a stop is handled; a call left
-    /// unanswered (a stop without an answer, a crash, a panic) drops its way back, and
-    /// the caller learns the channel has ended.
+    /// unanswered (a stop without an answer, a crash, a panic, no answer yet without
+    /// taking the caller) drops its way back, and the caller learns the channel has
+    /// ended. A caller `handle_call` took is answered through it, later.
     fn handle_call(&mut self, call: Call) -> Step {
-        let Call { request, reply_to } = call;
-        self.guarded("handle_call", |c, s| match c.handle_call(request, s) {
-            CallReply::Reply(answer) => {
-                let _ = reply_to.send(answer);
-                Step::Continue
-            }
-            CallReply::Stop { reason, reply } => {
-                if let Some(answer) = reply {
-                    let _ = reply_to.send(answer);
+        let Call { request, from } = call;
+        self.socket.caller = Some(from);
+        let result = self.catching(|c, s| c.handle_call(request, s));
+        let caller = self.socket.caller.take();
+        let topic = self.socket.topic();
+        let (step, answer) = match result {
+            Ok(CallReply::Reply(answer)) => (Step::Continue, Some(answer)),
+            Ok(CallReply::NoReply) => {
+                if caller.is_some() {
+                    log::warn!("{topic}: handle_call answered noreply without taking the caller; the call ends");
                 }
-                Step::Stop(reason)
+                (Step::Continue, None)
             }
-            CallReply::Crash(why) => Step::Crash { callback: "handle_call", why },
-        })
+            Ok(CallReply::Stop { reason, reply }) => (Step::Stop(reason), reply),
+            Ok(CallReply::Crash(why)) => (Step::Crash { callback: "handle_call", why }, None),
+            Err(why) => (Step::Crash { callback: "handle_call", why }, None),
+        };
+        match (caller, answer) {
+            (Some(caller), Some(answer)) => {
+                caller.answer(answer);
+            }
+            (None, Some(_)) => {
+                log::warn!("{topic}: handle_call took the caller and answered too; the answer is dropped")
+            }
+            _ => {}
+        }
+        step
     }
 
     /// Runs a callback, turning a panic into [`Step::Crash`].

@@ -65,7 +65,7 @@
 //! - [`Endpoint`] / [`EndpointBuilder`]: the server, its settings, and the broadcast API.
 //! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits;
 //!   [`LongPollSettings`] for the long-poll transport.
-//! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`], [`StopReason`], [`Info`]: what you implement.
+//! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`] (and [`CallFrom`], to answer a call later), [`StopReason`], [`Info`]: what you implement.
 //! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with.
 //! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
@@ -126,7 +126,7 @@ mod timer;
 pub mod token;
 mod transport;
 
-pub use call::CallError;
+pub use call::{CallError, CallFrom};
 pub use channel::{CallReply, Channel, Flow, Handled, JoinResult};
 pub use connect_info::{ConnectInfo, ConnectInfoKey, PeerData, RequestUri};
 pub use endpoint::{Endpoint, EndpointBuilder};

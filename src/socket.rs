@@ -2,7 +2,7 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
-use crate::call::{Call, CallError};
+use crate::call::{Call, CallError, CallFrom};
 use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
 use crate::inbox::{ChannelMsg, Inbox, InboxError};
@@ -110,6 +110,8 @@ pub struct Socket {
     extra: HashMap<String, Vec<SubscriptionId>>,
     /// The broadcast `handle_out` is handling, if it is running.
     pub(crate) intercepted: Option<Arc<Intercepted>>,
+    /// The caller of the call `handle_call` is handling, until it takes it.
+    pub(crate) caller: Option<CallFrom>,
 }
 
 impl Socket {
@@ -126,6 +128,7 @@ impl Socket {
             own_subscription: None,
             extra: HashMap::new(),
             intercepted: None,
+            caller: None,
         }
     }
 
@@ -252,6 +255,14 @@ impl Socket {
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
         ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
+    }
+
+    /// In [`handle_call`](crate::Channel::handle_call), takes the caller to answer
+    /// later with [`CallFrom::reply`]; `handle_call` then returns
+    /// [`CallReply::noreply`](crate::CallReply::noreply). `None` outside `handle_call`
+    /// and once taken. See [`CallFrom`] for an example.
+    pub fn take_caller(&mut self) -> Option<CallFrom> {
+        self.caller.take()
     }
 
     /// Delivers `message` to this channel's `handle_info` as [`Info::Message`] after
@@ -482,16 +493,21 @@ impl ChannelHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// The channel may also keep the caller waiting and answer later, from another
+    /// callback or thread ([`CallFrom`]); the timeout applies all the same.
+    ///
     /// Fails with [`CallError::Timeout`] when no answer comes in time, with
     /// [`CallError::ChannelEnded`] when the channel has ended or ends (stops without an
-    /// answer, or crashes) before answering, with [`CallError::Overloaded`] when its
+    /// answer, or crashes) before answering, or drops the [`CallFrom`] it deferred the
+    /// answer with, with [`CallError::Overloaded`] when its
     /// mailbox is full, and with [`CallError::CalledSelf`] from the channel's own thread.
     pub fn call<R: Any>(&self, request: impl Any + Send, timeout: Duration) -> Result<R, CallError> {
         if self.inbox.is_receiver() {
             return Err(CallError::CalledSelf);
         }
         let (reply_to, answer) = crossbeam_channel::bounded(1);
-        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), reply_to })) {
+        match self.inbox.try_send(ChannelMsg::Call(Call { request: Box::new(request), from: CallFrom::new(reply_to) }))
+        {
             Ok(()) => {}
             Err(InboxError::Closed) => return Err(CallError::ChannelEnded),
             Err(InboxError::Full) => return Err(CallError::Overloaded),

@@ -44,10 +44,25 @@
 //! holds it: strings are binaries, `null` is `nil`, object keys are binaries. Verifying
 //! takes strings, integers, floats, booleans, `nil`, lists and maps; map keys that are
 //! atoms become strings, as do atoms other than `nil`, `true` and `false` (as Phoenix's
-//! JSON encoder writes them). Data with no JSON form (a tuple, a pid, an integer past
-//! 64 bits, a binary that is not UTF-8, lists and maps nested more than 128 deep) is
-//! [`TokenError::Unsupported`].
+//! JSON encoder writes them). Integers of any size come back exact and sign back as the
+//! same Erlang integers, with the default feature `exact-numbers`; without it an
+//! integer past 64 bits is [`TokenError::Unsupported`], saying so. Data with no JSON
+//! form (a tuple, a pid, a binary that is not UTF-8, lists and maps nested more than
+//! 128 deep) is [`TokenError::Unsupported`].
+//!
+//! ```
+//! # #[cfg(feature = "exact-numbers")] {
+//! use phx_channels::token::{MaxAge, TokenKey};
+//!
+//! let key = TokenKey::new("secret key base", "user socket");
+//! let huge: serde_json::Value = serde_json::from_str("123456789012345678901234567890")?;
+//! let token = key.sign(&huge);
+//! assert_eq!(key.verify(&token, Some(MaxAge::Seconds(60)))?.to_string(), "123456789012345678901234567890");
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod bignum;
 mod etf;
 
 use crate::base64url;
@@ -112,7 +127,8 @@ pub enum TokenError {
     /// The token is older than its max age.
     Expired,
     /// The token is genuine and current, but its data has no JSON form. Says what: a
-    /// tuple, a pid, an integer beyond 64 bits, a binary that is not UTF-8, ...
+    /// tuple, a pid, a binary that is not UTF-8, an integer beyond 64 bits without the
+    /// `exact-numbers` feature, ...
     Unsupported(&'static str),
 }
 

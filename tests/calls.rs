@@ -1,7 +1,7 @@
 //! `ChannelHandle::call` and `Channel::handle_call`: a synchronous request answered
 //! on the channel's thread, and each way a call fails (timeout, a channel that has
 //! ended or ends before answering, a full mailbox, a wrong answer type, a channel
-//! calling itself).
+//! calling itself), and answers deferred with `CallReply::noreply` and `CallFrom`.
 
 mod common;
 
@@ -9,7 +9,8 @@ use common::*;
 use crossbeam_channel::{Receiver, Sender};
 use phx_channels::testing::{self, TestChannel};
 use phx_channels::{
-    CallError, CallReply, Channel, Endpoint, Handled, JoinResult, Payload, Socket, StopReason, UserSocket,
+    CallError, CallFrom, CallReply, Channel, Endpoint, Flow, Handled, Info, JoinResult, Payload, Socket, StopReason,
+    UserSocket,
 };
 use serde_json::json;
 use std::any::Any;
@@ -29,7 +30,20 @@ enum Ask {
     Quit,
     /// Panics.
     Boom,
+    /// Answers later, from `handle_info`, when a timer fires.
+    AfterTimer,
+    /// Answers later, from a thread of its own.
+    FromThread,
+    /// Keeps the caller until the client pushes `release` (or the channel ends).
+    Hold,
+    /// Takes the caller, then drops it unanswered.
+    DropCaller,
+    /// Returns `noreply` without taking the caller.
+    NoReplyUntaken,
 }
+
+/// The timer's message for [`Ask::AfterTimer`].
+struct AnswerWaiting;
 
 struct Counter {
     count: u64,
@@ -37,6 +51,10 @@ struct Counter {
     gate: Receiver<()>,
     /// Told when `block` starts waiting.
     blocked: Sender<()>,
+    /// Callers kept for later.
+    waiting: Vec<CallFrom>,
+    /// Told when [`Ask::Hold`] has kept its caller.
+    held: Sender<()>,
 }
 
 impl Channel for Counter {
@@ -55,11 +73,23 @@ impl Channel for Counter {
                 Err(err) => Handled::reply_error(json!({"error": err.to_string()})),
                 Ok(_) => Handled::ok(),
             },
+            "release" => {
+                let delivered: Vec<bool> = self.waiting.drain(..).map(|caller| caller.reply(self.count)).collect();
+                Handled::reply_ok(json!({"delivered": delivered}))
+            }
             other => Handled::unhandled(other),
         }
     }
 
-    fn handle_call(&mut self, request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+    fn handle_info(&mut self, info: Info, _socket: &mut Socket) -> Flow {
+        assert!(info.downcast::<AnswerWaiting>().is_ok());
+        for caller in self.waiting.drain(..) {
+            caller.reply(String::from("answered from handle_info"));
+        }
+        Flow::Continue
+    }
+
+    fn handle_call(&mut self, request: Box<dyn Any + Send>, socket: &mut Socket) -> CallReply {
         let Ok(ask) = request.downcast::<Ask>() else { return CallReply::unhandled() };
         match *ask {
             Ask::Add => {
@@ -73,6 +103,31 @@ impl Channel for Counter {
             Ask::Finish => CallReply::stop_with_reply(StopReason::Normal, "bye"),
             Ask::Quit => CallReply::stop(StopReason::Normal),
             Ask::Boom => panic!("handle_call panics on purpose"),
+            Ask::AfterTimer => {
+                self.waiting.extend(socket.take_caller());
+                socket.send_after(Duration::from_millis(20), AnswerWaiting);
+                CallReply::noreply()
+            }
+            Ask::FromThread => {
+                let caller = socket.take_caller().unwrap();
+                let channel_thread = std::thread::current().id();
+                std::thread::spawn(move || {
+                    assert_ne!(std::thread::current().id(), channel_thread);
+                    caller.reply(String::from("answered from another thread"))
+                });
+                CallReply::noreply()
+            }
+            Ask::Hold => {
+                self.waiting.extend(socket.take_caller());
+                assert!(socket.take_caller().is_none(), "a caller is taken once");
+                self.held.send(()).unwrap();
+                CallReply::noreply()
+            }
+            Ask::DropCaller => {
+                drop(socket.take_caller());
+                CallReply::noreply()
+            }
+            Ask::NoReplyUntaken => CallReply::noreply(),
         }
     }
 }
@@ -83,21 +138,35 @@ struct Fixture {
     endpoint: phx_channels::Endpoint,
     open_gate: Sender<()>,
     blocked: Receiver<()>,
+    /// A notice each time [`Ask::Hold`] has kept its caller.
+    held: Receiver<()>,
 }
 
 fn fixture(inbox_limit: usize) -> Fixture {
     let (open_gate, gate) = crossbeam_channel::unbounded();
     let (told, blocked) = crossbeam_channel::unbounded();
+    let (kept, held) = crossbeam_channel::unbounded();
     let socket = UserSocket::new().channel("counter:*", move |_| Counter {
         count: 0,
         gate: gate.clone(),
         blocked: told.clone(),
+        waiting: Vec::new(),
+        held: kept.clone(),
     });
     let builder = Endpoint::builder().channel_inbox_limit(inbox_limit).socket("/socket", socket);
-    Fixture { endpoint: testing::endpoint(builder).unwrap(), open_gate, blocked }
+    Fixture { endpoint: testing::endpoint(builder).unwrap(), open_gate, blocked, held }
 }
 
 impl Fixture {
+    /// Calls [`Ask::Hold`] on a thread of its own with `timeout`, and returns once the
+    /// channel has kept the caller.
+    fn hold(&self, counter: &TestChannel, timeout: Duration) -> std::thread::JoinHandle<Result<u64, CallError>> {
+        let handle = counter.handle();
+        let caller = std::thread::spawn(move || handle.call::<u64>(Ask::Hold, timeout));
+        self.held.recv_timeout(Duration::from_secs(5)).expect("handle_call kept the caller");
+        caller
+    }
+
     fn join(&self, topic: &str) -> TestChannel {
         let socket = testing::connect(&self.endpoint, "/socket", json!({})).unwrap();
         socket.set_timeouts(TEST_TIMEOUTS);
@@ -194,4 +263,83 @@ fn a_channel_calling_itself_is_told_so_at_once() {
     let call = counter.push("call_self", json!({}));
     assert_eq!(counter.assert_reply(&call, "error"), json!({"error": "a channel cannot call itself"}).into());
     assert!(began.elapsed() < SECOND);
+}
+
+#[test]
+fn a_deferred_call_is_answered_from_handle_info_after_a_timer() {
+    let fixture = fixture(100);
+    let counter = fixture.join("counter:timer");
+    assert_eq!(
+        counter.handle().call::<String>(Ask::AfterTimer, Duration::from_secs(5)),
+        Ok("answered from handle_info".to_owned())
+    );
+}
+
+#[test]
+fn a_deferred_call_is_answered_from_another_thread() {
+    let fixture = fixture(100);
+    let counter = fixture.join("counter:thread");
+    assert_eq!(
+        counter.handle().call::<String>(Ask::FromThread, Duration::from_secs(5)),
+        Ok("answered from another thread".to_owned())
+    );
+    assert_eq!(counter.handle().call::<u64>(Ask::Add, SECOND), Ok(1), "the channel goes on");
+}
+
+#[test]
+fn a_channel_answers_other_calls_while_one_waits_and_answers_it_from_handle_in() {
+    let fixture = fixture(100);
+    let counter = fixture.join("counter:hold");
+    let held = fixture.hold(&counter, Duration::from_secs(10));
+    assert_eq!(counter.handle().call::<u64>(Ask::Add, SECOND), Ok(1));
+    assert_eq!(counter.handle().call::<u64>(Ask::Add, SECOND), Ok(2));
+    let release = counter.push("release", json!({}));
+    assert_eq!(counter.assert_reply(&release, "ok"), json!({"delivered": [true]}).into());
+    assert_eq!(held.join().unwrap(), Ok(2));
+}
+
+#[test]
+fn a_deferred_call_times_out_and_a_late_answer_is_harmless() {
+    let fixture = fixture(100);
+    let counter = fixture.join("counter:late");
+    let held = fixture.hold(&counter, Duration::from_millis(50));
+    assert_eq!(held.join().unwrap(), Err(CallError::Timeout));
+    let release = counter.push("release", json!({}));
+    assert_eq!(counter.assert_reply(&release, "ok"), json!({"delivered": [false]}).into());
+    assert_eq!(counter.handle().call::<u64>(Ask::Add, SECOND), Ok(1), "the channel goes on");
+}
+
+#[test]
+fn a_channel_that_ends_with_a_deferred_call_is_channel_ended_at_once() {
+    // The callers would wait a minute; they hear at once, so the test ends long before.
+    const MINUTE: Duration = Duration::from_secs(60);
+    let fixture = fixture(100);
+
+    let counter = fixture.join("counter:leaves");
+    let held = fixture.hold(&counter, MINUTE);
+    let leave = counter.leave();
+    counter.assert_reply(&leave, "ok");
+    assert_eq!(held.join().unwrap(), Err(CallError::ChannelEnded));
+
+    let counter = fixture.join("counter:finishes");
+    let held = fixture.hold(&counter, MINUTE);
+    assert_eq!(counter.handle().call::<&str>(Ask::Finish, SECOND), Ok("bye"));
+    assert_eq!(held.join().unwrap(), Err(CallError::ChannelEnded));
+
+    let counter = fixture.join("counter:crashes");
+    let held = fixture.hold(&counter, MINUTE);
+    assert_eq!(counter.handle().call::<u64>(Ask::Boom, SECOND), Err(CallError::ChannelEnded));
+    assert_eq!(held.join().unwrap(), Err(CallError::ChannelEnded));
+    counter.assert_push("phx_error");
+}
+
+#[test]
+fn a_deferred_caller_dropped_unanswered_is_channel_ended_at_once() {
+    let fixture = fixture(100);
+    let counter = fixture.join("counter:drops");
+    let handle = counter.handle();
+    let minute = Duration::from_secs(60);
+    assert_eq!(handle.call::<u64>(Ask::DropCaller, minute), Err(CallError::ChannelEnded));
+    assert_eq!(handle.call::<u64>(Ask::NoReplyUntaken, minute), Err(CallError::ChannelEnded));
+    assert_eq!(handle.call::<u64>(Ask::Add, SECOND), Ok(1), "the channel goes on");
 }

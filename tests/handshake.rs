@@ -61,6 +61,33 @@ fn methods_other_than_get_get_400_with_an_empty_body() {
 }
 
 #[test]
+fn an_upgrade_with_a_body_or_ambiguous_framing_gets_400_and_a_close() {
+    // RFC 9112 6.3: what follows an upgrade's head is frames; a proxy that reads a body
+    // there, or the other Content-Length, would see another request.
+    let server = start();
+    let target = "/socket/websocket?vsn=2.0.0";
+    /// What is wrong, the headers, the body.
+    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+    let cases: [Case; 6] = [
+        ("a body", &[("Content-Length", "5")], "hello"),
+        ("a chunked body", &[("Transfer-Encoding", "chunked")], "0\r\n\r\n"),
+        ("two lengths", &[("Content-Length", "0"), ("Content-Length", "5")], "hello"),
+        ("two equal lengths", &[("Content-Length", "0"), ("Content-Length", "0")], ""),
+        ("a list of lengths", &[("Content-Length", "0, 5")], "hello"),
+        ("both framings", &[("Transfer-Encoding", "chunked"), ("Content-Length", "5")], "hello"),
+    ];
+    for (what, headers, body) in cases {
+        let request = upgrade_request(target, headers) + body;
+        let response = http_then_closed(&server.addr, &request);
+        assert_eq!(response.status, 400, "{what}");
+    }
+    assert_eq!(server.endpoint.stats().connections_total, 0, "no connection opened");
+    // A Content-Length of zero frames no body: the upgrade goes through.
+    let request = upgrade_request(target, &[("Content-Length", "0")]);
+    assert_eq!(http(&server.addr, &request).status, 101);
+}
+
+#[test]
 fn a_get_that_is_not_a_websocket_upgrade_gets_400() {
     // P3
     let server = start();

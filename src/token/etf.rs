@@ -5,14 +5,15 @@
 //! The encoder writes JSON values the way `term_to_binary` writes the same data in a
 //! Phoenix app with string keys (OTP 26's default, UTF-8 atoms), byte for byte: strings
 //! are binaries, `null`/`true`/`false` the atoms `nil`/`true`/`false`, integers take the
-//! smallest form, arrays of small integers are `STRING_EXT`, map keys are binaries in
+//! smallest form (bignums past 32 bits), arrays of small integers are `STRING_EXT`, map keys are binaries in
 //! ascending order (Erlang's order for maps of up to 32 keys).
 //!
 //! The decoder never panics: every length is checked against the input, nesting is
 //! capped at [`MAX_DEPTH`], and nothing is allocated ahead of the bytes that would fill
-//! it. Well-formed terms that have no JSON form (pids, functions, integers past 64
-//! bits, ...) are told apart from malformed input.
+//! it. Well-formed terms that have no JSON form (pids, functions, ...) are told apart
+//! from malformed input.
 
+use super::bignum::{self, Big};
 use serde_json::{Map, Number, Value};
 
 /// The version byte every encoded term starts with.
@@ -53,11 +54,14 @@ const V4_PORT_EXT: u8 = 120;
 /// when it parses text).
 pub(super) const MAX_DEPTH: usize = 128;
 
-/// A decoded term. Integers hold anything up to 64 bits of magnitude, either sign.
+/// A decoded term.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Term {
     Atom(String),
+    /// An integer of up to 64 bits of magnitude, either sign.
     Int(i128),
+    /// An integer beyond that.
+    Big(Big),
     Float(f64),
     Binary(Vec<u8>),
     /// A proper list.
@@ -102,11 +106,22 @@ pub(super) fn integer(out: &mut Vec<u8>, n: i128) {
         out.push(INTEGER_EXT);
         out.extend_from_slice(&int.to_be_bytes());
     } else {
-        let digits = n.unsigned_abs().to_le_bytes();
-        let len = digits.iter().rposition(|&d| d != 0).map_or(0, |last| last + 1);
-        out.extend_from_slice(&[SMALL_BIG_EXT, len as u8, u8::from(n < 0)]);
-        out.extend_from_slice(&digits[..len]);
+        big(out, &Big::from_i128(n));
     }
+}
+
+/// A bignum: `SMALL_BIG_EXT` up to 255 digits, `LARGE_BIG_EXT` past them.
+fn big(out: &mut Vec<u8>, n: &Big) {
+    let sign = u8::from(n.negative);
+    match u8::try_from(n.magnitude.len()) {
+        Ok(len) => out.extend_from_slice(&[SMALL_BIG_EXT, len, sign]),
+        Err(_) => {
+            out.push(LARGE_BIG_EXT);
+            out.extend_from_slice(&len32(n.magnitude.len()).to_be_bytes());
+            out.push(sign);
+        }
+    }
+    out.extend_from_slice(&n.magnitude);
 }
 
 /// A JSON value as a Phoenix app with string keys would hold the same data.
@@ -139,6 +154,8 @@ fn number(out: &mut Vec<u8>, n: &Number) {
         integer(out, i128::from(u));
     } else if let Some(i) = n.as_i64() {
         integer(out, i128::from(i));
+    } else if let Some(n) = bignum::from_number(n) {
+        big(out, &n);
     } else {
         out.push(NEW_FLOAT_EXT);
         out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_be_bytes());
@@ -336,7 +353,7 @@ impl<'a> Input<'a> {
         };
         let digits = self.take(n)?;
         if digits.iter().skip(8).any(|&d| d != 0) {
-            return Err(DecodeError::Unsupported("an integer beyond 64 bits"));
+            return Ok(Term::Big(Big::new(negative, digits)));
         }
         let magnitude = digits.iter().take(8).rev().fold(0i128, |acc, &d| acc << 8 | i128::from(d));
         Ok(Term::Int(if negative { -magnitude } else { magnitude }))
@@ -357,8 +374,10 @@ fn finite(f: f64) -> Result<Term, DecodeError> {
 
 /// The JSON form of a term, as `Jason.encode` would give it: binaries are strings, the
 /// atoms `nil`/`true`/`false` are `null`/`true`/`false`, other atoms are strings, map
-/// keys are binaries or atoms. `Err` names the first part with no JSON form: a tuple, a
-/// binary that is not UTF-8, an integer past `i64`/`u64`, another kind of map key.
+/// keys are binaries or atoms, integers past `i64`/`u64` are exact numbers (feature
+/// `exact-numbers`). `Err` names the first part with no JSON form: a tuple, a binary
+/// that is not UTF-8, another kind of map key, an integer past 64 bits without
+/// `exact-numbers`.
 pub(super) fn to_json(term: Term) -> Result<Value, &'static str> {
     Ok(match term {
         Term::Atom(name) => match name.as_str() {
@@ -373,9 +392,10 @@ pub(super) fn to_json(term: Term) -> Result<Value, &'static str> {
             } else if let Ok(u) = u64::try_from(n) {
                 Value::from(u)
             } else {
-                return Err("an integer beyond 64 bits");
+                Value::Number(bignum::to_number(&Big::from_i128(n))?)
             }
         }
+        Term::Big(n) => Value::Number(bignum::to_number(&n)?),
         Term::Float(f) => Value::Number(Number::from_f64(f).ok_or("a float that is not finite")?),
         Term::Binary(bytes) => Value::String(String::from_utf8(bytes).map_err(|_| "a binary that is not UTF-8")?),
         Term::List(items) => Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
@@ -470,7 +490,6 @@ mod tests {
         let atom_keys = Term::Map(vec![(Term::Atom("role".into()), Term::Atom("admin".into()))]);
         assert_eq!(to_json(atom_keys), Ok(json!({"role": "admin"})));
         assert_eq!(to_json(Term::Int(-(1 << 63))), Ok(json!(i64::MIN)));
-        assert_eq!(to_json(Term::Int(-(1 << 63) - 1)), Err("an integer beyond 64 bits"));
         assert_eq!(to_json(Term::Tuple(vec![])), Err("a tuple"));
         assert_eq!(to_json(Term::Binary(vec![0xff])), Err("a binary that is not UTF-8"));
         assert_eq!(
@@ -497,10 +516,9 @@ mod tests {
         for bytes in malformed {
             assert_eq!(decode(bytes), Err(Malformed), "{bytes:?}");
         }
-        let unsupported: [&[u8]; 6] = [
+        let unsupported: [&[u8]; 5] = [
             &[131, 80, 0, 0, 0, 1, 0],
             &[131, 77, 0, 0, 0, 1, 3, 0xe0],
-            &[131, 110, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
             &[131, 108, 0, 0, 0, 1, 97, 1, 97, 2],
             &[131, 88],
             &[131, 113],
@@ -508,6 +526,47 @@ mod tests {
         for bytes in unsupported {
             assert!(matches!(decode(bytes), Err(Unsupported(_))), "{bytes:?}");
         }
+    }
+
+    /// 2^64 and -123456789012345678901234567890 as `term_to_binary` writes them, and
+    /// 2^2048 (257 digits), which takes `LARGE_BIG_EXT`.
+    fn bignums() -> [(&'static str, Vec<u8>); 3] {
+        let mut large = vec![131, 111, 0, 0, 1, 1, 0];
+        large.extend([0; 256]);
+        large.push(1);
+        [
+            ("18446744073709551616", vec![131, 110, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            (
+                "-123456789012345678901234567890",
+                vec![131, 110, 13, 1, 0xd2, 0x0a, 0x3f, 0x4e, 0xee, 0xe0, 0x73, 0xc3, 0xf6, 0x0f, 0xe9, 0x8e, 0x01],
+            ),
+            (
+                "32317006071311007300714876688669951960444102669715484032130345427524655138867890893197201411522913463688717960921898019494119559150490921095088152386448283120630877367300996091750197750389652106796057638384067568276792218642619756161838094338476170470581645852036305042887575891541065808607552399123930385521914333389668342420684974786564569494856176035326322058077805659331026192708460314150258592864177116725943603718461857357598351152301645904403697613233287231227125684710820209725157101726931323469678542580656697935045997268352998638215525166389437335543602135433229604645318478604952148193555853611059596230656",
+                large,
+            ),
+        ]
+    }
+
+    #[test]
+    fn bignums_decode_whole_and_encode_as_term_to_binary_does() {
+        for (text, bytes) in bignums() {
+            let Ok(Term::Big(n)) = decode(&bytes) else { panic!("{text} decodes to a bignum") };
+            assert_eq!(n.negative, text.starts_with('-'));
+            #[cfg(feature = "exact-numbers")]
+            {
+                let number: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(to_json(Term::Big(n)).unwrap().to_string(), text);
+                assert_eq!(encode(&number), bytes, "{text}");
+            }
+            #[cfg(not(feature = "exact-numbers"))]
+            assert!(to_json(Term::Big(n)).unwrap_err().contains("`exact-numbers`"), "{text}");
+        }
+        // Just past i64 and u64: eight digits, still no JSON integer without the feature.
+        let past_i64 = to_json(Term::Int(-(1 << 63) - 1));
+        #[cfg(feature = "exact-numbers")]
+        assert_eq!(past_i64.unwrap().to_string(), "-9223372036854775809");
+        #[cfg(not(feature = "exact-numbers"))]
+        assert!(past_i64.unwrap_err().contains("`exact-numbers`"));
     }
 
     #[test]
@@ -545,6 +604,17 @@ mod tests {
         vec(any::<char>(), 0..8).prop_map(String::from_iter)
     }
 
+    /// Integers of up to 40 digits, past 64 bits where JSON numbers keep them exactly.
+    #[cfg(feature = "exact-numbers")]
+    fn big_integer() -> impl Strategy<Value = Value> {
+        "-?[1-9][0-9]{0,39}".prop_map(|text| serde_json::from_str(&text).unwrap())
+    }
+
+    #[cfg(not(feature = "exact-numbers"))]
+    fn big_integer() -> impl Strategy<Value = Value> {
+        any::<i64>().prop_map(Value::from)
+    }
+
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -554,6 +624,7 @@ mod tests {
             (0u8..=255).prop_map(Value::from),
             any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
             text().prop_map(Value::String),
+            big_integer(),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![

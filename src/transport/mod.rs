@@ -7,6 +7,7 @@
 
 pub(crate) mod acceptor;
 mod conn;
+mod framing;
 pub(crate) mod handler;
 pub(crate) mod http;
 pub(crate) mod listener;

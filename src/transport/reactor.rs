@@ -6,6 +6,7 @@
 mod long_poll;
 
 use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
+use super::framing::{Framing, FramingError};
 use super::handler::{Answer, ConnectionLink, Hangup, RequestHandler, Verdict, VerdictReceiver, Verdicts, WayBack};
 use super::http;
 use super::long_poll::{End, LongPollSession, SessionTokens, parse_head};
@@ -243,12 +244,22 @@ impl Reactor {
             }
             RequestRead::Parsed(request) => {
                 let peers = conn.peers();
+                let framing = match Framing::of(request.headers()) {
+                    Ok(framing) => framing,
+                    Err(err) => return self.refuse_framing(slot, err),
+                };
                 if let Some(check) = context.handler.long_poll(&request, peers) {
                     let tail = match &mut conn.state {
                         State::Deciding { tail } => std::mem::take(tail),
                         _ => Vec::new(),
                     };
-                    return self.long_poll_request(slot, *request, tail, check, peers);
+                    return self.long_poll_request(slot, *request, framing, tail, check, peers);
+                }
+                // What follows an upgrade's head is WebSocket frames: a body there would
+                // be read as frames here and as the body by a proxy.
+                if framing.has_body() {
+                    log::warn!("refusing a request from {peer}: a GET with a body");
+                    return self.refuse(slot, http::text(400, "a GET request here has no body"));
                 }
                 let key = ConnKey { slot, serial: conn.serial };
                 let stream = conn.writer.stream().for_direct_writes();
@@ -263,9 +274,13 @@ impl Reactor {
                 // anything else.
                 if let Some((len, request)) = parse_head(&head) {
                     let peers = conn.peers();
+                    let framing = match Framing::of(request.headers()) {
+                        Ok(framing) => framing,
+                        Err(err) => return self.refuse_framing(slot, err),
+                    };
                     if let Some(check) = context.handler.long_poll(&request, peers) {
                         let tail = head.split_off(len);
-                        return self.long_poll_request(slot, request, tail, check, peers);
+                        return self.long_poll_request(slot, request, framing, tail, check, peers);
                     }
                 }
                 // Anything else that has a request line still gets the answer its path
@@ -275,6 +290,14 @@ impl Reactor {
                 self.refuse(slot, answer);
             }
         }
+    }
+
+    /// Refuses a request whose body's end two readers could place differently.
+    fn refuse_framing(&mut self, slot: usize, err: FramingError) {
+        if let Some(conn) = self.conn(slot) {
+            log::warn!("refusing a request from {}: {err}", conn.peer);
+        }
+        self.refuse(slot, http::text(400, &err.to_string()));
     }
 
     fn refuse(&mut self, slot: usize, bytes: bytes::Bytes) {

@@ -74,6 +74,20 @@ pub fn http_exchange_within(addr: &str, request: &str, timeout: Duration) -> (Ht
     (HttpResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() }, stream)
 }
 
+/// Sends `request` and returns the response, after checking that the server closed the
+/// connection behind it (nothing more arrives; the read ends, not times out).
+pub fn http_then_closed(addr: &str, request: &str) -> HttpResponse {
+    let (response, mut stream) = http_exchange(addr, request);
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "bytes after the response: {:?}", String::from_utf8_lossy(&rest)),
+        // A reset is a close too: the server closed with the request's body unread.
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(err) => panic!("the connection stayed open after {response:?}: {err}"),
+    }
+    response
+}
+
 /// Sends `request` and returns the response (the stream is dropped).
 pub fn http(addr: &str, request: &str) -> HttpResponse {
     http_exchange(addr, request).0

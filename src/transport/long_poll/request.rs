@@ -3,6 +3,7 @@
 //! requests are also `POST` with a body, `OPTIONS`, or anything else.
 
 use crate::params::parse_query;
+use crate::transport::framing::Framing;
 use crate::transport::handler::LongPollRoute;
 use serde_json::Value;
 use tungstenite::handshake::server::Request;
@@ -33,8 +34,6 @@ pub(crate) enum Method {
 pub(crate) enum BodyError {
     /// `Transfer-Encoding` (chunked) instead of a `Content-Length`.
     NoLength,
-    /// A `Content-Length` that is not a number.
-    BadLength,
     /// Longer than the route allows.
     TooLarge,
 }
@@ -91,14 +90,12 @@ impl LongPollRequest {
         }
     }
 
-    /// The length of the body to read.
-    pub(crate) fn body_length(&self) -> Result<usize, BodyError> {
-        if self.head.headers().contains_key("transfer-encoding") {
-            return Err(BodyError::NoLength);
-        }
-        let length = match self.header("content-length") {
-            None => 0,
-            Some(length) => length.trim().parse().map_err(|_| BodyError::BadLength)?,
+    /// The length of the body to read, framed as the head said (checked already).
+    pub(crate) fn body_length(&self, framing: Framing) -> Result<usize, BodyError> {
+        let length = match framing {
+            Framing::NoBody => 0,
+            Framing::Length(length) => length,
+            Framing::TransferEncoding => return Err(BodyError::NoLength),
         };
         if length > self.route.settings.max_body_bytes {
             return Err(BodyError::TooLarge);

@@ -14,6 +14,7 @@ use super::{Reactor, slot_of};
 use crate::logging::log_throttled;
 use crate::stats;
 use crate::transport::conn::{BodyRead, State};
+use crate::transport::framing::Framing;
 use crate::transport::handler::{Hangup, LongPollCheck, OpenedSession, Peers, SessionLink, WayBack};
 use crate::transport::long_poll::{
     BodyError, End, HandOver, LongPollRequest, LongPollSession, Method, NotBase64, Poll, SessionId, frames, response,
@@ -25,11 +26,13 @@ use std::time::Instant;
 use tungstenite::handshake::server::Request;
 
 impl Reactor {
-    /// A request on a long-poll path whose head has been read; `tail` is what came after.
+    /// A request on a long-poll path whose head has been read, with its body's framing;
+    /// `tail` is what came after.
     pub(super) fn long_poll_request(
         &mut self,
         slot: usize,
         head: Request,
+        framing: Framing,
         tail: Vec<u8>,
         check: LongPollCheck,
         peers: Peers,
@@ -45,12 +48,11 @@ impl Reactor {
             Method::Get => return self.serve(slot, request, peers),
             Method::Post => {}
         }
-        let length = match request.body_length() {
+        let length = match request.body_length(framing) {
             Ok(length) => length,
             Err(BodyError::NoLength) => {
                 return self.respond(slot, response::plain(411, "a Content-Length is required"));
             }
-            Err(BodyError::BadLength) => return self.respond(slot, response::plain(400, "bad Content-Length")),
             Err(BodyError::TooLarge) => {
                 let max = route.settings.max_body_bytes;
                 log::warn!("refusing a long-poll request from {}: a body over {max} bytes", peers.remote);
