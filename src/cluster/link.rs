@@ -3,6 +3,8 @@
 
 use super::wire::Origin;
 use crate::stats::{self, Stats};
+use parking_lot::RwLock;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ pub(super) struct Shared {
     stop: AtomicBool,
     /// Whether each connection is up, by `Role`.
     up: [AtomicBool; 2],
+    /// The other nodes heard from and not taken for gone (the replication thread knows).
+    live: RwLock<HashSet<String>>,
 }
 
 /// Which connection.
@@ -41,7 +45,21 @@ pub(super) enum Role {
 
 impl Shared {
     pub(super) fn new(origin: Origin, channel: String, stats: Arc<Stats>) -> Self {
-        Shared { origin, channel, stats, stop: AtomicBool::new(false), up: Default::default() }
+        Shared { origin, channel, stats, stop: AtomicBool::new(false), up: Default::default(), live: RwLock::default() }
+    }
+
+    /// Records whether node `node` is up (heard from) or gone.
+    pub(super) fn set_live(&self, node: &str, live: bool) {
+        if live {
+            self.live.write().insert(node.to_owned());
+        } else {
+            self.live.write().remove(node);
+        }
+    }
+
+    /// Whether node `node` is up, as far as this node knows.
+    pub(super) fn is_live(&self, node: &str) -> bool {
+        self.live.read().contains(node)
     }
 
     pub(super) fn stopping(&self) -> bool {

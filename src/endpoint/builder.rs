@@ -469,7 +469,10 @@ impl EndpointBuilder {
         let writers = available_cores().min(config.reactors + 1);
         let node: Arc<str> = config.node_name.clone().unwrap_or_else(default_node_name).into();
         #[cfg(feature = "redis")]
-        let cluster = Self::cluster(self.adapter.is_some(), &config, &node, &stats)?;
+        let long_poll_without_secret =
+            self.secret_key_base.is_none() && self.mounts.iter().any(|(_, socket)| socket.settings.long_poll.is_some());
+        #[cfg(feature = "redis")]
+        let cluster = Self::cluster(self.adapter.is_some(), long_poll_without_secret, &config, &node, &stats)?;
         #[cfg(feature = "redis")]
         let adapter = cluster.as_ref().map(Joining::adapter).or(self.adapter);
         #[cfg(not(feature = "redis"))]
@@ -562,8 +565,13 @@ impl EndpointBuilder {
             open_sockets: AtomicUsize::new(0),
             open_sessions: AtomicUsize::new(0),
             reactors: OnceLock::new(),
-            tokens: SessionTokens::new(&secret_key_base)?,
+            tokens: SessionTokens::new(&secret_key_base, &node)?,
+            forwarder: OnceLock::new(),
         });
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &cluster {
+            cluster.serve_long_poll(&context);
+        }
         let reactors = (0..config.reactors).map(|i| Reactor::new(context.clone(), i)).collect::<Result<Vec<_>, _>>()?;
         let mailboxes: Vec<_> = reactors.iter().map(Reactor::mailbox).collect();
         // Before any reactor runs: a long-poll request may move to any of them.
@@ -614,6 +622,7 @@ impl EndpointBuilder {
     #[cfg(feature = "redis")]
     fn cluster(
         has_adapter: bool,
+        long_poll_without_secret: bool,
         config: &EndpointConfig,
         node: &str,
         stats: &Arc<Stats>,
@@ -621,6 +630,11 @@ impl EndpointBuilder {
         let Some(url) = &config.redis_url else { return Ok(None) };
         if has_adapter {
             return Err(Error::Config("an endpoint takes an adapter or redis, not both".into()));
+        }
+        if long_poll_without_secret {
+            return Err(Error::Config(
+                "a cluster's long-poll sessions need the secret_key_base every node shares: set one".into(),
+            ));
         }
         let cluster = ClusterConfig {
             url: url.clone(),
