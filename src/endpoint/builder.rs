@@ -108,10 +108,16 @@ impl EndpointBuilder {
     /// `secret_key_base`); default a random one drawn at start.
     ///
     /// Long-poll sessions live in memory and do not survive a restart whatever the
-    /// secret; a token also names the process that issued it, so a token from before a
-    /// restart, or from another server sharing the secret, finds no session here and its
-    /// client opens a new one. Set the secret to keep it out of the process's randomness,
-    /// for example from your deployment's secret store.
+    /// secret; a token also names the node and the run of it that issued it, so a token
+    /// from before a restart finds no session here and its client opens a new one. Set
+    /// the secret to keep it out of the process's randomness, for example from your
+    /// deployment's secret store.
+    ///
+    /// In a cluster (`EndpointBuilder::redis`, feature `redis`) every node
+    /// must have the same secret: a long-poll request may reach any node, which checks
+    /// the token and forwards the request to the node that holds the session. An
+    /// endpoint with `redis` and a socket that serves long-poll refuses to start
+    /// without one ([`Error::Config`]).
     ///
     /// ```
     /// use phx_channels::Endpoint;
@@ -346,7 +352,9 @@ impl EndpointBuilder {
 
     /// Joins the cluster of every endpoint that uses the same Redis (and
     /// [channel](EndpointBuilder::redis_channel)): broadcasts, socket-id disconnects and
-    /// presence reach every node (feature `redis`). `url` is `redis://[:password@]host:port[/db]`.
+    /// presence reach every node, and a long-poll session is usable through every node
+    /// (feature `redis`). `url` is `redis://[:password@]host:port[/db]`. With long-poll,
+    /// every node needs the same [`secret_key_base`](EndpointBuilder::secret_key_base).
     ///
     /// [`start`](EndpointBuilder::start) returns once this node is subscribed, so a
     /// broadcast made right after it reaches the other nodes. If Redis cannot be reached,

@@ -1,7 +1,8 @@
 //! Scale-out over Redis (feature `redis`): two or three parity fixtures, each a process
 //! of its own, form a cluster on one Redis, and clients of the crate's blocking client
 //! check over real sockets that broadcasts, socket-id disconnects and presence cross
-//! nodes, that a killed node's presences leave, and that a Redis restart is survived.
+//! nodes, that a killed node's presences leave, that a Redis restart is survived, and
+//! (`long_poll.rs`) that a long-poll session is usable through any node.
 //! A few tests run a node inside the test process too, to read its counters and call
 //! the endpoint API (`direct_broadcast`, `local_broadcast`).
 //!
@@ -12,6 +13,14 @@
 #[allow(dead_code)]
 #[path = "../common/events.rs"]
 mod events;
+// The raw HTTP and long-poll clients of the other tests.
+#[allow(dead_code)]
+#[path = "../common/http.rs"]
+mod http;
+mod long_poll;
+#[allow(dead_code)]
+#[path = "../common/long_poll.rs"]
+mod lp;
 mod nodes;
 mod redis;
 
