@@ -3,9 +3,11 @@
 //! owner as a message targeted at it (kind 6), and the owner's answer back the same way
 //! (kind 7). The reactors on both ends do the rest (`transport::long_poll::forward`).
 //!
-//! A request goes only to a node this one knows to be up (heard from within the down
-//! period), and only while both of this node's Redis connections are up; otherwise the
-//! session is out of reach and the request is answered as for a gone session, at once.
+//! A request goes to its node unless that node was taken for gone (not heard from for
+//! the down period), and only while both of this node's Redis connections are up;
+//! otherwise the session is out of reach and the request is answered as for a gone
+//! session, at once. (A node never heard from may have just started: the request goes,
+//! and if nobody answers, the asking node's deadline ends the wait.)
 
 use super::link::{Role, Shared};
 use super::publisher::Publish;
@@ -25,7 +27,7 @@ pub(super) struct Forwarder {
 impl SessionForwarder for Forwarder {
     fn forward(&self, node: &str, reply_to: ReplyTo, request: &RemoteRequest) -> Result<(), ForwardError> {
         let connected = self.shared.is_up(Role::Publisher) && self.shared.is_up(Role::Subscriber);
-        if !connected || !self.shared.is_live(node) {
+        if !connected || self.shared.is_gone(node) {
             return Err(ForwardError::Unreachable);
         }
         let message = self.shared.origin.long_poll_request(node, reply_to, request);

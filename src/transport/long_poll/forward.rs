@@ -68,8 +68,8 @@ pub(crate) enum RemoteAnswer {
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ForwardError {
-    /// The node is not known to be up (gone, never heard of), or this node is cut off
-    /// from the cluster: the session cannot be reached.
+    /// The node was taken for gone, or this node is cut off from the cluster: the
+    /// session cannot be reached.
     Unreachable,
     /// Too much is waiting to be sent to the cluster: try later.
     Busy,
