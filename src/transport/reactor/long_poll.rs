@@ -184,11 +184,13 @@ impl Reactor {
     /// forwarded answer; it waits no more.
     fn take_forwarded(&mut self, slot: usize, serial: Option<u64>) -> Option<Box<LongPollRequest>> {
         let conn = self.conn(slot).filter(|conn| serial.is_none_or(|serial| conn.serial == serial))?;
-        if !matches!(conn.state, State::Forwarded { .. }) {
-            return None;
+        match std::mem::replace(&mut conn.state, State::Closing) {
+            State::Forwarded { request } => Some(request),
+            other => {
+                conn.state = other;
+                None
+            }
         }
-        let State::Forwarded { request } = std::mem::replace(&mut conn.state, State::Closing) else { return None };
-        Some(request)
     }
 
     /// A request another node forwarded for a session of this reactor: served as a
