@@ -27,7 +27,7 @@ mod redis;
 use events::wait_until;
 use nodes::{Node, join_keeping_alive, keep_waiting, keep_waiting_close, push_keeping_alive, unique};
 use phx_channels::client::{Client, ClientError};
-use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+use phx_channels::{Channel, Endpoint, Error, JoinResult, LongPollSettings, Payload, Socket, UserSocket};
 use redis::{OwnRedis, free_port, shared_redis};
 use serde_json::{Value, json};
 use std::sync::{Mutex, MutexGuard};
@@ -370,6 +370,24 @@ fn in_process(redis: &str, name: &str) -> Endpoint {
         .node_down_after(DOWN_AFTER)
         .start()
         .unwrap()
+}
+
+#[test]
+fn a_cluster_node_with_long_poll_needs_a_secret_key_base() {
+    let Some((redis, _alone)) = in_process_test("a_cluster_node_with_long_poll_needs_a_secret_key_base") else {
+        return;
+    };
+    let builder = || {
+        let socket = UserSocket::new().channel("bench:*", |_| Member).long_poll(LongPollSettings::new());
+        Endpoint::builder().bind("127.0.0.1:0").socket("/socket", socket).node_name(unique("secret")).redis(&redis)
+    };
+    // A random secret per node would make every node's tokens unreadable to the others.
+    match builder().start() {
+        Err(Error::Config(message)) => assert!(message.contains("secret_key_base"), "{message}"),
+        other => panic!("started without a shared secret: {:?}", other.map(|e| e.node_name().to_owned())),
+    }
+    let node = builder().secret_key_base("shared by every node").start().unwrap();
+    node.shutdown();
 }
 
 #[test]
