@@ -173,8 +173,8 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 }
 
 #[test]
-fn a_forwarded_round_trip_costs_a_redis_round_trip_each_way() {
-    let Some((_, a, b)) = two_nodes("a_forwarded_round_trip", "lprtt") else { return };
+fn every_echo_through_either_node_is_answered_and_timed() {
+    let Some((_, a, b)) = two_nodes("every_echo_through_either_node_is_answered_and_timed", "lprtt") else { return };
     let topic = format!("bench:{}", unique("lprtt"));
     let mut lp = session_on(&a);
     assert_eq!(lp.join(&topic, "1")[4]["status"], "ok");
