@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn truncated_or_unknown_long_poll_messages_are_refused() {
+        let reply_to = ReplyTo { reactor: 0, slot: 1, serial: 2 };
+        let request = RemoteRequest { method: RemoteMethod::Get, mount: 0, token: "token".into(), body: Vec::new() };
+        let bytes = origin().long_poll_request("web-2", reply_to, &request);
+        for cut in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..cut]).and_then(Envelope::long_poll_request).is_err(), "cut at {cut}");
+        }
+        let mut unknown_method = bytes.clone();
+        let method_at = bytes.len() - request.token.len() - 3;
+        unknown_method[method_at] = 9;
+        let refused = Envelope::decode(&unknown_method).unwrap().long_poll_request();
+        assert!(matches!(refused, Err(WireError::Unknown("long-poll method", 9))), "{refused:?}");
+        let asker = Asker { node: "web-1".into(), incarnation: 1, reply_to };
+        let mut answer = origin().long_poll_answer(&asker, &RemoteAnswer::NoSession);
+        *answer.last_mut().unwrap() = 5;
+        let refused = Envelope::decode(&answer).unwrap().long_poll_answer();
+        assert!(matches!(refused, Err(WireError::Unknown("long-poll answer", 5))), "{refused:?}");
+    }
+
+    #[test]
     fn other_versions_and_truncated_messages_are_refused() {
         let mut bytes = origin().heartbeat(1);
         bytes[0] = 2;
