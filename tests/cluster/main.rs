@@ -391,6 +391,35 @@ fn a_cluster_node_with_long_poll_needs_a_secret_key_base() {
 }
 
 #[test]
+fn a_node_counts_the_long_poll_requests_it_forwards() {
+    let Some((redis, _alone)) = in_process_test("a_node_counts_the_long_poll_requests_it_forwards") else { return };
+    let node = |name: &str| {
+        let socket = UserSocket::new().channel("bench:*", |_| Member).long_poll(LongPollSettings::new());
+        Endpoint::builder()
+            .bind("127.0.0.1:0")
+            .socket("/socket", socket)
+            .node_name(unique(name))
+            .redis(&redis)
+            .secret_key_base("shared by every node")
+            .start()
+            .unwrap()
+    };
+    let (a, b) = (node("count-a"), node("count-b"));
+    let mut lp = lp::LongPoll::new(&a.local_addr().to_string(), "/socket/longpoll?vsn=2.0.0");
+    lp.connect();
+    lp.addr = b.local_addr().to_string();
+    let heartbeat = lp::v2(None, "1", "phoenix", "heartbeat", json!({}));
+    assert_eq!(lp.post(&heartbeat), json!({"status": 200}));
+    let reply = lp.messages();
+    assert_eq!((&reply[0][1], &reply[0][3]), (&json!("1"), &json!("phx_reply")), "{reply:?}");
+    let (on_a, on_b) = (a.stats(), b.stats());
+    assert_eq!((on_b.long_poll_forwarded, on_b.long_poll_forward_timeouts), (2, 0), "{on_b:?}");
+    assert_eq!((on_a.long_poll_forwarded, on_a.long_poll_sessions, on_b.long_poll_sessions), (0, 1, 0), "{on_a:?}");
+    b.shutdown();
+    a.shutdown();
+}
+
+#[test]
 fn start_returns_subscribed_and_direct_and_local_broadcasts_reach_only_their_nodes() {
     let Some((redis, _alone)) = in_process_test("start_returns_subscribed_and_direct_and_local_broadcasts") else {
         return;

@@ -131,6 +131,7 @@ impl Reactor {
         let remote = RemoteRequest { method, mount: route.mount, token, body: std::mem::take(&mut request.body) };
         match forwarder.forward(node, ReplyTo { reactor: self.index, slot, serial }, &remote) {
             Ok(()) => {
+                stats::incr(self.context.stats.long_poll_forwarded());
                 let wait = match method {
                     RemoteMethod::Get => route.settings.window + ANSWER_TIMEOUT,
                     _ => ANSWER_TIMEOUT,
@@ -168,6 +169,7 @@ impl Reactor {
     pub(super) fn forward_expired(&mut self, slot: usize) {
         if let Some(request) = self.take_forwarded(slot, None) {
             log::info!("no answer from the node of a long-poll session in time; taking the session for gone");
+            stats::incr(self.context.stats.long_poll_forward_timeouts());
             self.forward_failed(slot, request);
         }
     }
