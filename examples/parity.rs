@@ -11,7 +11,9 @@
 //!
 //! Every mount serves the WebSocket at `<mount>/websocket` and long-poll at
 //! `<mount>/longpoll` (2 s window). With `--redis`, fixtures on other ports that use
-//! the same Redis form one cluster; a node silent for 3 s is taken for gone.
+//! the same Redis form one cluster (sharing a fixed `secret_key_base`, so that a
+//! long-poll session is usable through every node); a node silent for 3 s is taken for
+//! gone.
 
 use phx_channels::presence::PRESENCE_STATE;
 use phx_channels::{

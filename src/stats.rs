@@ -113,6 +113,12 @@ counters! {
     /// Long-poll sessions closed because their client stopped polling (no poll for
     /// 1.5 windows).
     Counter long_poll_abandoned,
+    /// Long-poll requests sent on to the node of the cluster that holds their session
+    /// (feature `redis`; zero without a cluster).
+    Counter long_poll_forwarded,
+    /// Forwarded long-poll requests that got no answer in time (the window and 2 s for
+    /// a poll, 2 s for a `POST`); their session was taken for gone.
+    Counter long_poll_forward_timeouts,
     /// Broadcasts published to the other nodes of the cluster (feature `redis`, like
     /// the four below).
     #[cfg(feature = "redis")]

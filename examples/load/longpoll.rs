@@ -6,7 +6,8 @@
 //!   held, re-polling whenever the window ends, as an idle client does;
 //! - then the round trip of an echo: with a poll sent (and held by the server), a
 //!   `POST` of an `echo` push, until the poll answers with its reply; and the `POST`
-//!   alone.
+//!   alone. With `--via URL` (another node of a cluster), the session is opened at
+//!   `--url` and the round trips' requests go to the other node, which forwards them.
 
 use crate::Res;
 use crate::probe::Probe;
@@ -103,6 +104,10 @@ fn poll_for_reply(target: &Target, token: &str, msg_ref: &str, first: TcpStream)
 
 pub(crate) fn longpoll(args: &crate::args::Args) -> Res<()> {
     let target = Target::parse(&args.get("url", DEFAULT_URL.to_owned())?)?;
+    let via = match args.opt::<String>("via")? {
+        Some(url) => Target::parse(&url)?,
+        None => target.clone(),
+    };
     let count: usize = args.get("count", 2000)?;
     let sessions: usize = args.get("n", 1000)?;
     let settle = args.secs("settle", 1.0)?;
@@ -151,25 +156,25 @@ pub(crate) fn longpoll(args: &crate::args::Args) -> Res<()> {
         _ => None,
     };
 
-    // The round trip of an echo, one session.
+    // The round trip of an echo, one session (opened at `target`, used through `via`).
     let token = target.connect()?;
     let topic = format!("bench:lp{}", std::process::id());
     let join = json!(["1", "1", topic, "phx_join", {}]).to_string();
-    target.exchange("POST", Some(&token), &join)?;
-    poll_for_reply(&target, &token, "1", target.send("GET", Some(&token), "")?)?;
+    via.exchange("POST", Some(&token), &join)?;
+    poll_for_reply(&via, &token, "1", via.send("GET", Some(&token), "")?)?;
     let (mut round_trips, mut posts) = (histogram(), histogram());
     let payload = "x".repeat(32);
     for i in 0..count + count / 10 {
         let msg_ref = format!("e{i}");
-        let poll = target.send("GET", Some(&token), "")?;
+        let poll = via.send("GET", Some(&token), "")?;
         let began = Instant::now();
         let echo = json!(["1", msg_ref, topic, "echo", {"p": payload}]).to_string();
-        let posted = target.exchange("POST", Some(&token), &echo)?;
+        let posted = via.exchange("POST", Some(&token), &echo)?;
         let post_took = began.elapsed();
         if posted["status"] != 200 {
             return Err(format!("a POST answered {posted}").into());
         }
-        poll_for_reply(&target, &token, &msg_ref, poll)?;
+        poll_for_reply(&via, &token, &msg_ref, poll)?;
         // The first tenth warms up.
         if i >= count / 10 {
             round_trips.record(began.elapsed().as_nanos() as u64)?;

@@ -14,7 +14,7 @@
 //! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
 //! wake-floor --threads N --rounds M [--rate R]
-//! longpoll   --url http://HOST:P/bench/longpoll [--count M] [-n N] [--server-pid PID]
+//! longpoll   --url http://HOST:P/bench/longpoll [--via http://OTHER:P/bench/longpoll] [--count M] [-n N] [--server-pid PID]
 //! client-echo     --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
 //! client-connect  --addr HOST:PORT [--path /bench] [--ca PEM] -c C --duration S [--server-pid PID]
 //! ```

@@ -66,10 +66,15 @@ fn with_tls(_: EndpointBuilder, _: &str, _: &str) -> Result<EndpointBuilder, Str
     Err("--tls-cert and --tls-key need the cargo feature `tls`: build with --features tls (or --all-features)".into())
 }
 
+/// The secret every node of an example's cluster shares, so that a long-poll session's
+/// token is good on every node. A deployment takes its own from its secret store.
+#[cfg(feature = "redis")]
+const CLUSTER_SECRET: &str = "phx-channels example cluster: not a secret, replace it in a deployment";
+
 #[cfg(feature = "redis")]
 fn join(builder: EndpointBuilder, url: Option<String>, down_after: Duration) -> Result<EndpointBuilder, String> {
     Ok(match url {
-        Some(url) => builder.redis(url).node_down_after(down_after),
+        Some(url) => builder.redis(url).node_down_after(down_after).secret_key_base(CLUSTER_SECRET),
         None => builder,
     })
 }

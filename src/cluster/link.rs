@@ -3,6 +3,8 @@
 
 use super::wire::Origin;
 use crate::stats::{self, Stats};
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +22,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const STABLE: Duration = Duration::from_secs(10);
 /// How often a thread waiting for something checks whether the node is stopping.
 pub(super) const POLL: Duration = Duration::from_millis(100);
+/// Most other nodes remembered; past that, those taken for gone are forgotten (a node
+/// that restarts under a new default name leaves its old name behind).
+const MAX_KNOWN_NODES: usize = 10_000;
 
 /// What the cluster's threads share.
 pub(super) struct Shared {
@@ -30,6 +35,9 @@ pub(super) struct Shared {
     stop: AtomicBool,
     /// Whether each connection is up, by `Role`.
     up: [AtomicBool; 2],
+    /// The other nodes heard from: whether each is up or was taken for gone (the
+    /// replication thread knows).
+    nodes: RwLock<HashMap<String, bool>>,
 }
 
 /// Which connection.
@@ -41,7 +49,29 @@ pub(super) enum Role {
 
 impl Shared {
     pub(super) fn new(origin: Origin, channel: String, stats: Arc<Stats>) -> Self {
-        Shared { origin, channel, stats, stop: AtomicBool::new(false), up: Default::default() }
+        Shared {
+            origin,
+            channel,
+            stats,
+            stop: AtomicBool::new(false),
+            up: Default::default(),
+            nodes: RwLock::default(),
+        }
+    }
+
+    /// Records whether node `node` is up (heard from) or gone.
+    pub(super) fn set_live(&self, node: &str, live: bool) {
+        let mut nodes = self.nodes.write();
+        nodes.insert(node.to_owned(), live);
+        if nodes.len() > MAX_KNOWN_NODES {
+            nodes.retain(|_, live| *live);
+        }
+    }
+
+    /// Whether node `node` was taken for gone (and has not been heard from since). A
+    /// node never heard from is not: it may have started a moment ago.
+    pub(super) fn is_gone(&self, node: &str) -> bool {
+        self.nodes.read().get(node) == Some(&false)
     }
 
     pub(super) fn stopping(&self) -> bool {

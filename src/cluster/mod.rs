@@ -14,11 +14,15 @@
 //! - `replication.rs`: presence: sends this node's changes and heartbeats, applies the
 //!   others', takes silent nodes for gone.
 //!
+//! `long_poll.rs` carries long-poll requests to the node that holds their session, and
+//! the answers back.
+//!
 //! `link.rs` connects (and reconnects with backoff); `queue.rs` is the bounded queue;
 //! `losses.rs` counts and logs lost broadcasts.
 
 mod delivery;
 mod link;
+mod long_poll;
 mod losses;
 mod publisher;
 mod queue;
@@ -30,13 +34,14 @@ use crate::error::Error;
 use crate::presence::Presence;
 use crate::pubsub::{Adapter, PubSub};
 use crate::stats::Stats;
+use crate::transport::reactor::{ReactorContext, RemoteSessions};
 use crossbeam_channel::Receiver;
 use link::Shared;
 use losses::Losses;
 use publisher::{Publish, Publisher, RedisAdapter};
 use replication::Timing;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wire::Origin;
@@ -80,7 +85,11 @@ pub(crate) struct Joining {
 /// A running cluster node.
 pub(crate) struct Cluster {
     shared: Arc<Shared>,
+    publish: Publish,
     publisher: Publisher,
+    /// The endpoint's long-poll sessions, for the subscriber to hand other nodes'
+    /// requests to; set once the reactors exist.
+    sessions: Arc<OnceLock<RemoteSessions>>,
     /// Replication first: it sends its last changes before the publisher stops.
     threads: Vec<JoinHandle<()>>,
 }
@@ -120,9 +129,16 @@ impl Joining {
         let timing = Timing::new(config.down_after);
         let (replication_tx, replication_rx) = queue::queue(REPLICATION_ITEMS, REPLICATION_BYTES);
         let (delivery_tx, delivery_rx) = queue::queue(DELIVERY_ITEMS, DELIVERY_BYTES);
-        let mut threads = vec![replication::start(shared.clone(), presence, publish, replication_rx, timing)?];
+        let mut threads = vec![replication::start(shared.clone(), presence, publish.clone(), replication_rx, timing)?];
         threads.push(delivery::start(shared.clone(), pubsub.clone(), delivery_rx)?);
-        let routes = subscriber::Routes { pubsub, delivery: delivery_tx, replication: replication_tx, losses };
+        let sessions = Arc::new(OnceLock::new());
+        let routes = subscriber::Routes {
+            pubsub,
+            delivery: delivery_tx,
+            replication: replication_tx,
+            losses,
+            sessions: sessions.clone(),
+        };
         // The node hears its own heartbeat every period: three missed mean a dead link.
         let silence = (timing.heartbeat * 3).max(Duration::from_secs(2));
         let (sub_attempted, sub_attempted_rx) = crossbeam_channel::bounded(1);
@@ -133,11 +149,18 @@ impl Joining {
         if shared.is_up(link::Role::Subscriber) {
             log::info!("cluster: node {:?} subscribed to {}", shared.origin.node, shared.channel);
         }
-        Ok(Cluster { shared, publisher, threads })
+        Ok(Cluster { shared, publish, publisher, sessions, threads })
     }
 }
 
 impl Cluster {
+    /// Makes the endpoint's long-poll sessions (its reactors share `context`) reachable
+    /// from every node, and the other nodes' from here.
+    pub(crate) fn serve_long_poll(&self, context: &Arc<ReactorContext>) {
+        let forwarder = long_poll::Forwarder { shared: self.shared.clone(), publish: self.publish.clone() };
+        let _ = self.sessions.set(RemoteSessions::link(context, Arc::new(forwarder)));
+    }
+
     /// Stops receiving, sends the last presence changes, then stops publishing.
     pub(crate) fn stop(self) {
         self.shared.stop();

@@ -58,12 +58,15 @@ impl Publish {
         (Publish { queue, losses }, receiver)
     }
 
-    /// Queues `bytes` for the cluster channel; never blocks.
-    pub(super) fn send(&self, bytes: Vec<u8>, broadcast: bool) {
+    /// Queues `bytes` for the cluster channel; never blocks. Returns whether they were
+    /// queued (not when the queue is full).
+    pub(super) fn send(&self, bytes: Vec<u8>, broadcast: bool) -> bool {
         let size = bytes.len();
-        if self.queue.try_send(Outgoing { bytes, broadcast }, size).is_err() && broadcast {
+        let queued = self.queue.try_send(Outgoing { bytes, broadcast }, size).is_ok();
+        if !queued && broadcast {
             self.losses.lost(1, "the publish queue is full");
         }
+        queued
     }
 }
 

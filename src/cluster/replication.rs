@@ -174,8 +174,10 @@ impl Replicator {
         let now = Instant::now();
         let id = NodeId(node.clone());
         let answer = message == Replication::StateRequest;
+        let shared = &self.shared;
         let replica = self.replicas.entry(node.clone()).or_insert_with(|| {
             log::info!("cluster: node {node:?} is up");
+            shared.set_live(&node, true);
             Replica::new(incarnation, now)
         });
         if replica.incarnation != incarnation {
@@ -220,7 +222,7 @@ impl Replicator {
     /// Takes the nodes not heard from for the down period for gone: their entries leave.
     fn check_replicas(&mut self, now: Instant) {
         let down_after = self.timing.down_after;
-        let presence = &self.presence;
+        let (presence, shared) = (&self.presence, &self.shared);
         self.replicas.retain(|node, replica| {
             let silent = now.duration_since(replica.last_seen);
             if silent < down_after {
@@ -228,6 +230,7 @@ impl Replicator {
             }
             log::warn!("cluster: node {node:?} is down (nothing heard for {silent:.1?}); its presences leave");
             presence.remove_node(&NodeId(node.clone()));
+            shared.set_live(node, false);
             false
         });
     }

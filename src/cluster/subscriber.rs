@@ -1,7 +1,8 @@
 //! Receiving: one thread per node reads the cluster's Redis channel on a connection of
 //! its own and only sorts what arrives, so that it keeps up with Redis (which
 //! disconnects subscribers that read slowly). Broadcasts go to the delivery thread and
-//! presence messages to the replication thread, each through a bounded queue; the
+//! presence messages to the replication thread, each through a bounded queue, and
+//! long-poll requests and answers to the reactors' mailboxes (`long_poll.rs`); the
 //! node's own messages (Redis sends them back), messages meant for another node and
 //! broadcasts on topics without a subscriber here stop here.
 //!
@@ -9,13 +10,15 @@
 //! that stays silent much longer than that is taken for dead and opened again.
 
 use super::link::{Connector, POLL, Role, Shared};
+use super::long_poll;
 use super::losses::Losses;
 use super::queue::QueueSender;
 use super::replication::Event;
 use super::wire::{Envelope, Kind};
 use crate::pubsub::PubSub;
+use crate::transport::reactor::RemoteSessions;
 use crossbeam_channel::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,8 @@ pub(super) struct Routes {
     pub(super) delivery: QueueSender<Vec<u8>>,
     pub(super) replication: QueueSender<Event>,
     pub(super) losses: Arc<Losses>,
+    /// The endpoint's long-poll sessions, once its reactors run.
+    pub(super) sessions: Arc<OnceLock<RemoteSessions>>,
 }
 
 /// Starts the thread; `attempted` hears once its first attempt to subscribe is over.
@@ -120,18 +125,24 @@ impl Sorter<'_> {
         if !envelope.target.is_empty() && envelope.target != me.node {
             return;
         }
-        if envelope.kind == Kind::Broadcast {
-            // Every node hears every broadcast: one on a topic nobody here subscribes
-            // to stops here, without waking the delivery thread.
-            if envelope.topic().is_ok_and(|topic| self.routes.pubsub.subscriber_count(topic) == 0) {
-                return;
+        match envelope.kind {
+            Kind::Broadcast => {
+                // Every node hears every broadcast: one on a topic nobody here subscribes
+                // to stops here, without waking the delivery thread.
+                if envelope.topic().is_ok_and(|topic| self.routes.pubsub.subscriber_count(topic) == 0) {
+                    return;
+                }
+                if self.routes.delivery.try_send(bytes.to_vec(), bytes.len()).is_err() {
+                    self.routes.losses.lost(1, "this node's delivery queue is full");
+                }
             }
-            if self.routes.delivery.try_send(bytes.to_vec(), bytes.len()).is_err() {
-                self.routes.losses.lost(1, "this node's delivery queue is full");
+            Kind::LongPollRequest | Kind::LongPollAnswer => {
+                long_poll::receive(&self.routes.sessions, me.incarnation, envelope);
             }
-        } else {
-            // A presence message that does not fit is repaired by a later state transfer.
-            let _ = self.routes.replication.try_send(Event::Remote(bytes.to_vec()), bytes.len());
+            Kind::Heartbeat | Kind::Delta | Kind::State | Kind::StateRequest => {
+                // A presence message that does not fit is repaired by a later state transfer.
+                let _ = self.routes.replication.try_send(Event::Remote(bytes.to_vec()), bytes.len());
+            }
         }
     }
 }

@@ -16,13 +16,22 @@
 //!                     | 3 (update) topic:str key:str prev_ref:str meta:bytes
 //! kind 4 presence state seq:varint topics:varint (topic:str count:varint (key:str meta:bytes)*)*
 //! kind 5 state request  (no body)
+//! kind 6 long-poll request  reactor:varint slot:varint serial:varint method:u8 (0 GET,
+//!                       1 POST, 2 POST of a batch) mount:varint token:str body (to the end)
+//! kind 7 long-poll answer   incarnation:u64be reactor:varint slot:varint serial:varint
+//!                       answer:u8 (0 no such session, 1 response) response (to the end:
+//!                       the whole HTTP response)
 //! ```
 //!
 //! Metas are JSON objects (their text). A node ignores a message of another version.
+//! Kinds 6 and 7 always have a target: the node that holds the session, and the node
+//! that forwarded the request (with its incarnation in the body: an answer for an
+//! earlier run of that node is dropped).
 
 use crate::message::Broadcast;
 use crate::payload::Payload;
 use crate::presence::{Change, NodeState, TopicEntries};
+use crate::transport::long_poll::{Asker, RemoteAnswer, RemoteMethod, RemoteRequest, ReplyTo};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -34,6 +43,8 @@ const BINARY: u8 = 1;
 const JOIN: u8 = 1;
 const LEAVE: u8 = 2;
 const UPDATE: u8 = 3;
+const NO_SESSION: u8 = 0;
+const RESPONSE: u8 = 1;
 
 /// What a message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +54,8 @@ pub(super) enum Kind {
     Delta = 3,
     State = 4,
     StateRequest = 5,
+    LongPollRequest = 6,
+    LongPollAnswer = 7,
 }
 
 /// Why a message could not be read.
@@ -175,6 +188,37 @@ impl Origin {
     pub(super) fn state_request(&self, target: &str) -> Vec<u8> {
         self.start(Kind::StateRequest, target).0
     }
+
+    /// A long-poll request for a session of node `target`, to be answered for `reply_to`.
+    pub(super) fn long_poll_request(&self, target: &str, reply_to: ReplyTo, request: &RemoteRequest) -> Vec<u8> {
+        let mut w = self.start(Kind::LongPollRequest, target);
+        w.0.reserve(request.token.len() + request.body.len() + 16);
+        w.reply_to(reply_to);
+        w.0.push(match request.method {
+            RemoteMethod::Get => 0,
+            RemoteMethod::Post => 1,
+            RemoteMethod::PostBatch => 2,
+        });
+        w.varint(request.mount as u64);
+        w.str(&request.token);
+        w.0.extend_from_slice(&request.body);
+        w.0
+    }
+
+    /// The answer to a long-poll request `asker` forwarded.
+    pub(super) fn long_poll_answer(&self, asker: &Asker, answer: &RemoteAnswer) -> Vec<u8> {
+        let mut w = self.start(Kind::LongPollAnswer, &asker.node);
+        w.0.extend_from_slice(&asker.incarnation.to_be_bytes());
+        w.reply_to(asker.reply_to);
+        match answer {
+            RemoteAnswer::NoSession => w.0.push(NO_SESSION),
+            RemoteAnswer::Response(response) => {
+                w.0.push(RESPONSE);
+                w.0.extend_from_slice(response);
+            }
+        }
+        w.0
+    }
 }
 
 struct Writer(Vec<u8>);
@@ -202,6 +246,12 @@ impl Writer {
         let text = serde_json::to_vec(meta).expect("a JSON object serializes");
         self.varint(text.len() as u64);
         self.0.extend_from_slice(&text);
+    }
+
+    fn reply_to(&mut self, reply_to: ReplyTo) {
+        self.varint(reply_to.reactor as u64);
+        self.varint(reply_to.slot as u64);
+        self.varint(reply_to.serial);
     }
 }
 
@@ -238,6 +288,8 @@ impl<'a> Envelope<'a> {
             3 => Kind::Delta,
             4 => Kind::State,
             5 => Kind::StateRequest,
+            6 => Kind::LongPollRequest,
+            7 => Kind::LongPollAnswer,
             other => return Err(WireError::Unknown("kind", other)),
         };
         let origin = r.str()?;
@@ -262,6 +314,36 @@ impl<'a> Envelope<'a> {
             other => return Err(WireError::Unknown("payload type", other)),
         };
         Ok(Broadcast::new(topic, event, payload))
+    }
+
+    /// The request a `Kind::LongPollRequest` message carries, and who asks.
+    pub(super) fn long_poll_request(self) -> Result<(Asker, RemoteRequest), WireError> {
+        let mut r = self.body;
+        let reply_to = r.reply_to()?;
+        let method = match r.u8()? {
+            0 => RemoteMethod::Get,
+            1 => RemoteMethod::Post,
+            2 => RemoteMethod::PostBatch,
+            other => return Err(WireError::Unknown("long-poll method", other)),
+        };
+        let mount = r.usize()?;
+        let token = r.string()?;
+        let request = RemoteRequest { method, mount, token, body: r.0.to_vec() };
+        Ok((Asker { node: self.origin.to_owned(), incarnation: self.incarnation, reply_to }, request))
+    }
+
+    /// The answer a `Kind::LongPollAnswer` message carries: the run of this node it is
+    /// for, the connection it is for, and the answer.
+    pub(super) fn long_poll_answer(self) -> Result<(u64, ReplyTo, RemoteAnswer), WireError> {
+        let mut r = self.body;
+        let incarnation = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
+        let reply_to = r.reply_to()?;
+        let answer = match r.u8()? {
+            NO_SESSION => RemoteAnswer::NoSession,
+            RESPONSE => RemoteAnswer::Response(bytes::Bytes::copy_from_slice(r.0)),
+            other => return Err(WireError::Unknown("long-poll answer", other)),
+        };
+        Ok((incarnation, reply_to, answer))
     }
 
     /// The presence message any other kind carries.
@@ -304,7 +386,9 @@ impl<'a> Envelope<'a> {
                 Replication::State { seq, state }
             }
             Kind::StateRequest => Replication::StateRequest,
-            Kind::Broadcast => return Err(WireError::Unknown("presence kind", Kind::Broadcast as u8)),
+            kind @ (Kind::Broadcast | Kind::LongPollRequest | Kind::LongPollAnswer) => {
+                return Err(WireError::Unknown("presence kind", kind as u8));
+            }
         })
     }
 }
@@ -345,6 +429,14 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self) -> Result<&'a str, WireError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError::Utf8)
+    }
+
+    fn usize(&mut self) -> Result<usize, WireError> {
+        usize::try_from(self.varint()?).map_err(|_| WireError::Truncated)
+    }
+
+    fn reply_to(&mut self) -> Result<ReplyTo, WireError> {
+        Ok(ReplyTo { reactor: self.usize()?, slot: self.usize()?, serial: self.varint()? })
     }
 
     fn string(&mut self) -> Result<String, WireError> {
@@ -428,6 +520,50 @@ mod tests {
         let request = origin().state_request("");
         assert_eq!(decode(&request), Replication::StateRequest);
         assert_eq!(Envelope::decode(&request).unwrap().kind, Kind::StateRequest);
+    }
+
+    #[test]
+    fn long_poll_requests_and_answers_round_trip() {
+        let reply_to = ReplyTo { reactor: 1, slot: 300, serial: u64::MAX };
+        let request = RemoteRequest {
+            method: RemoteMethod::PostBatch,
+            mount: 2,
+            token: "SFMy.t".into(),
+            body: b"[1]\n[2]".to_vec(),
+        };
+        let bytes = origin().long_poll_request("web-2", reply_to, &request);
+        let envelope = Envelope::decode(&bytes).unwrap();
+        assert_eq!((envelope.kind, envelope.target), (Kind::LongPollRequest, "web-2"));
+        let (asker, decoded) = envelope.long_poll_request().unwrap();
+        assert_eq!(asker, Asker { node: "web-1".into(), incarnation: 0x0102_0304_0506_0708, reply_to });
+        assert_eq!(decoded, request);
+        let answer = RemoteAnswer::Response(bytes::Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        for answer in [answer, RemoteAnswer::NoSession] {
+            let bytes = Origin { node: "web-2".into(), incarnation: 9 }.long_poll_answer(&asker, &answer);
+            let envelope = Envelope::decode(&bytes).unwrap();
+            assert_eq!((envelope.kind, envelope.target), (Kind::LongPollAnswer, "web-1"));
+            assert_eq!(envelope.long_poll_answer().unwrap(), (asker.incarnation, reply_to, answer));
+        }
+    }
+
+    #[test]
+    fn truncated_or_unknown_long_poll_messages_are_refused() {
+        let reply_to = ReplyTo { reactor: 0, slot: 1, serial: 2 };
+        let request = RemoteRequest { method: RemoteMethod::Get, mount: 0, token: "token".into(), body: Vec::new() };
+        let bytes = origin().long_poll_request("web-2", reply_to, &request);
+        for cut in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..cut]).and_then(Envelope::long_poll_request).is_err(), "cut at {cut}");
+        }
+        let mut unknown_method = bytes.clone();
+        let method_at = bytes.len() - request.token.len() - 3;
+        unknown_method[method_at] = 9;
+        let refused = Envelope::decode(&unknown_method).unwrap().long_poll_request();
+        assert!(matches!(refused, Err(WireError::Unknown("long-poll method", 9))), "{refused:?}");
+        let asker = Asker { node: "web-1".into(), incarnation: 1, reply_to };
+        let mut answer = origin().long_poll_answer(&asker, &RemoteAnswer::NoSession);
+        *answer.last_mut().unwrap() = 5;
+        let refused = Envelope::decode(&answer).unwrap().long_poll_answer();
+        assert!(matches!(refused, Err(WireError::Unknown("long-poll answer", 5))), "{refused:?}");
     }
 
     #[test]

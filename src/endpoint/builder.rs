@@ -108,10 +108,16 @@ impl EndpointBuilder {
     /// `secret_key_base`); default a random one drawn at start.
     ///
     /// Long-poll sessions live in memory and do not survive a restart whatever the
-    /// secret; a token also names the process that issued it, so a token from before a
-    /// restart, or from another server sharing the secret, finds no session here and its
-    /// client opens a new one. Set the secret to keep it out of the process's randomness,
-    /// for example from your deployment's secret store.
+    /// secret; a token also names the node and the run of it that issued it, so a token
+    /// from before a restart finds no session here and its client opens a new one. Set
+    /// the secret to keep it out of the process's randomness, for example from your
+    /// deployment's secret store.
+    ///
+    /// In a cluster (`EndpointBuilder::redis`, feature `redis`) every node
+    /// must have the same secret: a long-poll request may reach any node, which checks
+    /// the token and forwards the request to the node that holds the session. An
+    /// endpoint with `redis` and a socket that serves long-poll refuses to start
+    /// without one ([`Error::Config`]).
     ///
     /// ```
     /// use phx_channels::Endpoint;
@@ -346,7 +352,9 @@ impl EndpointBuilder {
 
     /// Joins the cluster of every endpoint that uses the same Redis (and
     /// [channel](EndpointBuilder::redis_channel)): broadcasts, socket-id disconnects and
-    /// presence reach every node (feature `redis`). `url` is `redis://[:password@]host:port[/db]`.
+    /// presence reach every node, and a long-poll session is usable through every node
+    /// (feature `redis`). `url` is `redis://[:password@]host:port[/db]`. With long-poll,
+    /// every node needs the same [`secret_key_base`](EndpointBuilder::secret_key_base).
     ///
     /// [`start`](EndpointBuilder::start) returns once this node is subscribed, so a
     /// broadcast made right after it reaches the other nodes. If Redis cannot be reached,
@@ -469,7 +477,10 @@ impl EndpointBuilder {
         let writers = available_cores().min(config.reactors + 1);
         let node: Arc<str> = config.node_name.clone().unwrap_or_else(default_node_name).into();
         #[cfg(feature = "redis")]
-        let cluster = Self::cluster(self.adapter.is_some(), &config, &node, &stats)?;
+        let long_poll_without_secret =
+            self.secret_key_base.is_none() && self.mounts.iter().any(|(_, socket)| socket.settings.long_poll.is_some());
+        #[cfg(feature = "redis")]
+        let cluster = Self::cluster(self.adapter.is_some(), long_poll_without_secret, &config, &node, &stats)?;
         #[cfg(feature = "redis")]
         let adapter = cluster.as_ref().map(Joining::adapter).or(self.adapter);
         #[cfg(not(feature = "redis"))]
@@ -562,8 +573,13 @@ impl EndpointBuilder {
             open_sockets: AtomicUsize::new(0),
             open_sessions: AtomicUsize::new(0),
             reactors: OnceLock::new(),
-            tokens: SessionTokens::new(&secret_key_base)?,
+            tokens: SessionTokens::new(&secret_key_base, &node)?,
+            forwarder: OnceLock::new(),
         });
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &cluster {
+            cluster.serve_long_poll(&context);
+        }
         let reactors = (0..config.reactors).map(|i| Reactor::new(context.clone(), i)).collect::<Result<Vec<_>, _>>()?;
         let mailboxes: Vec<_> = reactors.iter().map(Reactor::mailbox).collect();
         // Before any reactor runs: a long-poll request may move to any of them.
@@ -614,6 +630,7 @@ impl EndpointBuilder {
     #[cfg(feature = "redis")]
     fn cluster(
         has_adapter: bool,
+        long_poll_without_secret: bool,
         config: &EndpointConfig,
         node: &str,
         stats: &Arc<Stats>,
@@ -621,6 +638,11 @@ impl EndpointBuilder {
         let Some(url) = &config.redis_url else { return Ok(None) };
         if has_adapter {
             return Err(Error::Config("an endpoint takes an adapter or redis, not both".into()));
+        }
+        if long_poll_without_secret {
+            return Err(Error::Config(
+                "a cluster's long-poll sessions need the secret_key_base every node shares: set one".into(),
+            ));
         }
         let cluster = ClusterConfig {
             url: url.clone(),

@@ -48,6 +48,10 @@ pub(super) enum State {
     Body { request: Box<LongPollRequest>, length: usize },
     /// A long-poll `GET` held until its session (by serial) has output or its window ends.
     Held { session: u64 },
+    /// A long-poll request sent on to the node that holds its session, waiting for the
+    /// answer until the deadline; the request is kept (without its body) in case the
+    /// session is not there.
+    Forwarded { request: Box<LongPollRequest> },
     /// Flushing the last bytes, then closing.
     Closing,
 }
@@ -220,6 +224,12 @@ impl Conn {
     /// Waits for the application's verdict on a new long-poll session.
     pub(super) fn await_verdict(&mut self) {
         self.state = State::Deciding { tail: Vec::new() };
+    }
+
+    /// Waits for the answer to a forwarded request until `deadline`.
+    pub(super) fn await_forwarded(&mut self, request: Box<LongPollRequest>, deadline: Instant) {
+        self.state = State::Forwarded { request };
+        self.deadline = deadline;
     }
 
     /// Holds a long-poll `GET` for session `session` until `deadline`.

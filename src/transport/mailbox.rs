@@ -2,7 +2,7 @@
 //! long-poll sessions) with queued output, and one `mio::Waker` whose wake-ups are
 //! coalesced.
 
-use super::long_poll::HandOver;
+use super::long_poll::{HandOver, RemoteAnswer, RemoteCall, ReplyTo};
 use mio::Waker;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
@@ -36,6 +36,10 @@ pub(crate) enum Command {
     Stop,
     /// A long-poll request for a session this reactor holds, read by another reactor.
     HandOver(Box<HandOver>),
+    /// A long-poll request for a session this reactor holds, forwarded by another node.
+    Remote(Box<RemoteCall>),
+    /// The answer to a long-poll request this reactor forwarded to another node.
+    Answered(ReplyTo, RemoteAnswer),
 }
 
 /// Where a new connection comes from.

@@ -4,12 +4,18 @@
 //! never blocks and never runs user code.
 
 mod long_poll;
+// Only a cluster (feature `redis`) links the reactors to other nodes.
+#[cfg_attr(not(feature = "redis"), allow(dead_code, unused_imports))]
+mod remote;
+
+#[cfg_attr(not(feature = "redis"), allow(unused_imports))]
+pub(crate) use remote::RemoteSessions;
 
 use super::conn::{CloseWith, Conn, RequestRead, State, close_code};
 use super::framing::{Framing, FramingError};
 use super::handler::{Answer, ConnectionLink, Hangup, RequestHandler, Verdict, VerdictReceiver, Verdicts, WayBack};
 use super::http;
-use super::long_poll::{End, LongPollSession, SessionTokens, parse_head};
+use super::long_poll::{End, LongPollSession, SessionForwarder, SessionTokens, parse_head};
 use super::mailbox::{Arrival, Command, ConnKey, Mail, Mailbox, Recipient};
 use super::outbound::OutItem;
 use super::settings::TransportSettings;
@@ -42,6 +48,9 @@ pub(crate) struct ReactorContext {
     /// session is on another reactor. Set once, before the reactors start.
     pub(crate) reactors: OnceLock<Vec<Arc<Mailbox>>>,
     pub(crate) tokens: SessionTokens,
+    /// In a cluster, what carries requests for other nodes' sessions to them (set by
+    /// [`RemoteSessions::link`]); without one, such a token names no session here.
+    pub(crate) forwarder: OnceLock<Arc<dyn SessionForwarder>>,
 }
 
 pub(crate) struct Reactor {
@@ -135,6 +144,8 @@ impl Reactor {
                     self.drain(usize::MAX);
                 }
                 Command::HandOver(hand_over) => self.adopt_hand_over(*hand_over),
+                Command::Remote(call) => self.serve_remote(*call),
+                Command::Answered(reply_to, answer) => self.forward_answered(reply_to, answer),
             }
         }
         while let Ok((key, verdict)) = self.verdicts.1.try_recv() {
@@ -216,7 +227,7 @@ impl Reactor {
             // Reading waits for the verdict; the bytes stay in the kernel until then.
             State::Deciding { .. } => {}
             State::Body { .. } => self.read_body(slot),
-            State::Held { .. } => {
+            State::Held { .. } | State::Forwarded { .. } => {
                 if conn.discard_input() {
                     self.drop_conn(slot);
                 }
@@ -410,6 +421,7 @@ impl Reactor {
                     self.refuse(slot, http::text(408, "Request Timeout"));
                 }
                 State::Held { .. } => self.window_ended(slot),
+                State::Forwarded { .. } => self.forward_expired(slot),
                 State::Deciding { .. } => {}
                 State::Closing => self.drop_conn(slot),
             }
@@ -430,7 +442,9 @@ impl Reactor {
                     conn.close(&restart, Hangup::Draining, &self.context.stats);
                     self.flush(slot);
                 }
-                State::Handshake { .. } | State::Deciding { .. } | State::Body { .. } => self.drop_conn(slot),
+                State::Handshake { .. } | State::Deciding { .. } | State::Body { .. } | State::Forwarded { .. } => {
+                    self.drop_conn(slot)
+                }
                 _ => {}
             }
         }

@@ -1,7 +1,8 @@
 //! Scale-out over Redis (feature `redis`): two or three parity fixtures, each a process
 //! of its own, form a cluster on one Redis, and clients of the crate's blocking client
 //! check over real sockets that broadcasts, socket-id disconnects and presence cross
-//! nodes, that a killed node's presences leave, and that a Redis restart is survived.
+//! nodes, that a killed node's presences leave, that a Redis restart is survived, and
+//! (`long_poll.rs`) that a long-poll session is usable through any node.
 //! A few tests run a node inside the test process too, to read its counters and call
 //! the endpoint API (`direct_broadcast`, `local_broadcast`).
 //!
@@ -12,13 +13,21 @@
 #[allow(dead_code)]
 #[path = "../common/events.rs"]
 mod events;
+// The raw HTTP and long-poll clients of the other tests.
+#[allow(dead_code)]
+#[path = "../common/http.rs"]
+mod http;
+mod long_poll;
+#[allow(dead_code)]
+#[path = "../common/long_poll.rs"]
+mod lp;
 mod nodes;
 mod redis;
 
 use events::wait_until;
 use nodes::{Node, join_keeping_alive, keep_waiting, keep_waiting_close, push_keeping_alive, unique};
 use phx_channels::client::{Client, ClientError};
-use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+use phx_channels::{Channel, Endpoint, Error, JoinResult, LongPollSettings, Payload, Socket, UserSocket};
 use redis::{OwnRedis, free_port, shared_redis};
 use serde_json::{Value, json};
 use std::sync::{Mutex, MutexGuard};
@@ -361,6 +370,53 @@ fn in_process(redis: &str, name: &str) -> Endpoint {
         .node_down_after(DOWN_AFTER)
         .start()
         .unwrap()
+}
+
+#[test]
+fn a_cluster_node_with_long_poll_needs_a_secret_key_base() {
+    let Some((redis, _alone)) = in_process_test("a_cluster_node_with_long_poll_needs_a_secret_key_base") else {
+        return;
+    };
+    let builder = || {
+        let socket = UserSocket::new().channel("bench:*", |_| Member).long_poll(LongPollSettings::new());
+        Endpoint::builder().bind("127.0.0.1:0").socket("/socket", socket).node_name(unique("secret")).redis(&redis)
+    };
+    // A random secret per node would make every node's tokens unreadable to the others.
+    match builder().start() {
+        Err(Error::Config(message)) => assert!(message.contains("secret_key_base"), "{message}"),
+        other => panic!("started without a shared secret: {:?}", other.map(|e| e.node_name().to_owned())),
+    }
+    let node = builder().secret_key_base("shared by every node").start().unwrap();
+    node.shutdown();
+}
+
+#[test]
+fn a_node_counts_the_long_poll_requests_it_forwards() {
+    let Some((redis, _alone)) = in_process_test("a_node_counts_the_long_poll_requests_it_forwards") else { return };
+    let node = |name: &str| {
+        let socket = UserSocket::new().channel("bench:*", |_| Member).long_poll(LongPollSettings::new());
+        Endpoint::builder()
+            .bind("127.0.0.1:0")
+            .socket("/socket", socket)
+            .node_name(unique(name))
+            .redis(&redis)
+            .secret_key_base("shared by every node")
+            .start()
+            .unwrap()
+    };
+    let (a, b) = (node("count-a"), node("count-b"));
+    let mut lp = lp::LongPoll::new(&a.local_addr().to_string(), "/socket/longpoll?vsn=2.0.0");
+    lp.connect();
+    lp.addr = b.local_addr().to_string();
+    let heartbeat = lp::v2(None, "1", "phoenix", "heartbeat", json!({}));
+    assert_eq!(lp.post(&heartbeat), json!({"status": 200}));
+    let reply = lp.messages();
+    assert_eq!((&reply[0][1], &reply[0][3]), (&json!("1"), &json!("phx_reply")), "{reply:?}");
+    let (on_a, on_b) = (a.stats(), b.stats());
+    assert_eq!((on_b.long_poll_forwarded, on_b.long_poll_forward_timeouts), (2, 0), "{on_b:?}");
+    assert_eq!((on_a.long_poll_forwarded, on_a.long_poll_sessions, on_b.long_poll_sessions), (0, 1, 0), "{on_a:?}");
+    b.shutdown();
+    a.shutdown();
 }
 
 #[test]

@@ -1,13 +1,15 @@
 // Two parity fixtures on one Redis (--redis URL --node NAME): two users of the official
-// client, each on a node of their own, chat in one room and see each other's presence.
+// client, each on a node of their own, chat in one room and see each other's presence; and
+// a client over long-poll whose requests alternate between the two nodes, as behind a
+// round-robin load balancer.
 //
 // Needs PHX_TEST_REDIS_URL (scripts/test.sh starts a Redis). Without it the test is skipped
 // with a loud note, unless PHX_REQUIRE_REDIS=1, which makes it fail.
 
 import {test} from "node:test"
 import assert from "node:assert/strict"
-import {Presence} from "phoenix"
-import {Client, push, startFixture, uniqueTopic, waitUntil} from "./fixture.mjs"
+import {LongPoll, Presence} from "phoenix"
+import {Client, collect, push, startFixture, uniqueTopic, waitUntil} from "./fixture.mjs"
 
 const REDIS = process.env.PHX_TEST_REDIS_URL
 if(!REDIS){
@@ -82,4 +84,72 @@ test("cluster: two users on two nodes chat and see each other's presence", {skip
   await new Promise(resolve => alicePresence.channel.leave().receive("ok", resolve))
   await waitUntil(() => JSON.stringify(statuses(bobPresence.presence)) === JSON.stringify({bob: ["busy"]}), 3000,
     () => `bob's view after alice left: ${JSON.stringify(statuses(bobPresence.presence))}`)
+})
+
+test("cluster: a long-poll client whose requests alternate between two nodes", {skip: !REDIS, timeout: 60000}, async t => {
+  const nodes = await Promise.all(["a", "b"].map(n =>
+    startFixture({args: ["--redis", REDIS, "--node", `js-lp-${n}-${process.pid}`]})))
+  // The client's LongPoll makes its requests with fetch: each long-poll request goes to
+  // the next node in turn, whichever node the client was given.
+  const hosts = nodes.map(node => new URL(node.url).host)
+  const requests = Object.fromEntries(hosts.map(host => [host, 0]))
+  const realFetch = globalThis.fetch
+  let next = 0
+  globalThis.fetch = (url, options) => {
+    const target = new URL(url)
+    if(target.pathname.endsWith("/longpoll") && hosts.includes(target.host)){
+      target.host = hosts[next++ % hosts.length]
+      requests[target.host]++
+    }
+    return realFetch(target, options)
+  }
+  const made = []
+  t.after(async () => {
+    globalThis.fetch = realFetch
+    await Promise.all(made.map(c => c.close()))
+    for(const node of nodes){ node.stop() }
+  })
+  const connect = async (node, opts) => {
+    const c = new Client(node.url, "/bench", {heartbeatIntervalMs: 30000, ...opts})
+    made.push(c)
+    return c.connect()
+  }
+  const lp = await connect(nodes[0], {transport: LongPoll})
+  assert.equal(lp.socket.transport, LongPoll)
+  const ws = await connect(nodes[1])
+
+  // Join, push and reply, and broadcasts both ways with a WebSocket client on node b.
+  const topic = uniqueTopic("bench:lp-cluster-")
+  let gotLp, gotWs
+  const {channel: lpChannel} = await lp.join(topic, {}, {bind: ch => { gotLp = collect(ch, "broadcast") }})
+  const {channel: wsChannel} = await ws.join(topic, {}, {bind: ch => { gotWs = collect(ch, "broadcast") }})
+  for(let i = 0; i < 4; i++){
+    assert.deepEqual(await push(lpChannel, "echo", {i}), {status: "ok", response: {i}})
+  }
+  assert.deepEqual(await push(lpChannel, "broadcast", {from: "long-poll"}), {status: "ok", response: {}})
+  assert.deepEqual(await push(wsChannel, "broadcast", {from: "websocket"}), {status: "ok", response: {}})
+  await waitUntil(() => gotLp.length === 2 && gotWs.length === 2, 5000,
+    () => `long-poll ${JSON.stringify(gotLp)} websocket ${JSON.stringify(gotWs)}`)
+  const bodies = list => list.map(m => m.from).sort()
+  assert.deepEqual(bodies(gotLp), ["long-poll", "websocket"])
+  assert.deepEqual(bodies(gotWs), ["long-poll", "websocket"])
+
+  // Presence between the long-poll member and a WebSocket member.
+  const presenceTopic = uniqueTopic("presence:lp-cluster-")
+  const member = async (client, user) => {
+    let presence
+    await client.join(presenceTopic, {user}, {bind: ch => { presence = new Presence(ch) }})
+    return presence
+  }
+  const lpPresence = await member(lp, "lp")
+  const wsPresence = await member(ws, "ws")
+  const names = presence => presence.list(key => key).sort()
+  await waitUntil(() => names(lpPresence).length === 2 && names(wsPresence).length === 2, 5000,
+    () => `long-poll sees ${names(lpPresence)}, websocket sees ${names(wsPresence)}`)
+  assert.deepEqual(names(lpPresence), ["lp", "ws"])
+  assert.deepEqual(names(wsPresence), ["lp", "ws"])
+
+  assert.ok(hosts.every(host => requests[host] >= 5), `requests per node ${JSON.stringify(requests)}`)
+  assert.deepEqual(lp.closes, [], "the long-poll transport never closed")
+  assert.equal(lp.opens, 1, "one session throughout")
 })

@@ -5,6 +5,7 @@
 //! A session lives on one reactor, which does everything to it: no lock guards it.
 
 use super::batch::BodyFrame;
+use super::forward::Asker;
 use super::messages::{Messages, Overflow};
 use super::response;
 use crate::stats::{self, Stats};
@@ -32,9 +33,19 @@ pub(crate) enum End {
     Draining,
 }
 
-/// A poll held for output: its connection, and the token to answer with.
+/// Who waits for a poll's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Waiter {
+    /// A connection of this reactor.
+    Conn(ConnKey),
+    /// Another node of the cluster, which forwarded the poll; its window ends at `until`
+    /// (no connection here has that deadline).
+    Node { asker: Box<Asker>, until: Instant },
+}
+
+/// A poll held for output: who waits for it, and the token to answer with.
 pub(crate) struct Held {
-    pub(crate) conn: ConnKey,
+    pub(crate) waiter: Waiter,
     pub(crate) token: String,
 }
 
@@ -43,7 +54,7 @@ pub(crate) struct Poll {
     /// Its answer now, or `None`: it is held until there is output or its window ends.
     pub(crate) answer: Option<Bytes>,
     /// The poll held before it, to be answered now (204): its client gave up on it.
-    pub(crate) replaced: Option<(ConnKey, Bytes)>,
+    pub(crate) replaced: Option<(Waiter, Bytes)>,
 }
 
 pub(crate) struct LongPollSession {
@@ -73,13 +84,19 @@ impl LongPollSession {
         }
     }
 
-    /// A poll on connection `conn`, with `token`: answered at once when output waits,
-    /// held otherwise.
-    pub(crate) fn poll(&mut self, conn: ConnKey, token: String, now: Instant) -> Poll {
+    /// The session's window: how long a poll is held.
+    pub(crate) fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// A poll for `waiter`, with `token`: answered at once when output waits, held
+    /// otherwise.
+    pub(crate) fn poll(&mut self, waiter: Waiter, token: String, now: Instant) -> Poll {
         self.last_poll = now;
-        let replaced = self.held.take().map(|old| (old.conn, response::messages(204, &old.token, std::iter::empty())));
+        let replaced =
+            self.held.take().map(|old| (old.waiter, response::messages(204, &old.token, std::iter::empty())));
         let answer = if self.messages.is_empty() {
-            self.held = Some(Held { conn, token });
+            self.held = Some(Held { waiter, token });
             None
         } else {
             Some(self.messages.deliver(&token, &self.outbound))
@@ -88,26 +105,35 @@ impl LongPollSession {
     }
 
     /// The held poll and its answer, if there is one and output waits for it.
-    pub(crate) fn answer_held(&mut self, now: Instant) -> Option<(ConnKey, Bytes)> {
+    pub(crate) fn answer_held(&mut self, now: Instant) -> Option<(Waiter, Bytes)> {
         if self.messages.is_empty() {
             return None;
         }
         let held = self.held.take()?;
         self.last_poll = now;
-        Some((held.conn, self.messages.deliver(&held.token, &self.outbound)))
+        Some((held.waiter, self.messages.deliver(&held.token, &self.outbound)))
     }
 
     /// The held poll's window has ended with no output: its answer (204), if `conn` is
     /// still the poll held.
     pub(crate) fn window_ended(&mut self, conn: ConnKey, now: Instant) -> Option<Bytes> {
-        let held = self.held.take_if(|held| held.conn == conn)?;
+        let held = self.held.take_if(|held| held.waiter == Waiter::Conn(conn))?;
         self.last_poll = now;
         Some(response::messages(204, &held.token, std::iter::empty()))
     }
 
+    /// The held poll of another node, with its answer (204), if its window has ended
+    /// by `now`.
+    pub(crate) fn remote_window_ended(&mut self, now: Instant) -> Option<(Box<Asker>, Bytes)> {
+        let held = self.held.take_if(|held| matches!(held.waiter, Waiter::Node { until, .. } if until <= now))?;
+        let Waiter::Node { asker, .. } = held.waiter else { return None };
+        self.last_poll = now;
+        Some((asker, response::messages(204, &held.token, std::iter::empty())))
+    }
+
     /// The held poll's client went away.
     pub(crate) fn forget_held(&mut self, conn: ConnKey) {
-        self.held.take_if(|held| held.conn == conn);
+        self.held.take_if(|held| held.waiter == Waiter::Conn(conn));
     }
 
     /// Whether the client has stopped polling: no poll is held, and none came for 1.5

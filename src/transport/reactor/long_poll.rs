@@ -9,6 +9,12 @@
 //! [`State::Held`]) until output arrives through the session's outbound queue or its
 //! window ends; a `POST` hands its frames to the session. Every answer closes its
 //! connection.
+//!
+//! In a cluster, a token may name a session of another node: the request is forwarded
+//! there and its connection waits ([`State::Forwarded`]) for the answer. The other
+//! way, a request another node forwarded for a session here is served as a local one,
+//! and its answer goes back through the forwarder: a forwarded poll is held with its
+//! asker as the waiter ([`Waiter::Node`]).
 
 use super::{Reactor, slot_of};
 use crate::logging::log_throttled;
@@ -17,13 +23,19 @@ use crate::transport::conn::{BodyRead, State};
 use crate::transport::framing::Framing;
 use crate::transport::handler::{Hangup, LongPollCheck, OpenedSession, Peers, SessionLink, WayBack};
 use crate::transport::long_poll::{
-    BodyError, End, HandOver, LongPollRequest, LongPollSession, Method, NotBase64, Poll, SessionId, frames, response,
+    BodyError, End, ForwardError, HandOver, LongPollRequest, LongPollSession, Method, NotBase64, Poll, RemoteAnswer,
+    RemoteCall, RemoteMethod, RemoteRequest, ReplyTo, SessionAt, SessionId, Waiter, frames, response,
 };
 use crate::transport::mailbox::{Command, ConnKey};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tungstenite::handshake::server::Request;
+
+/// How long a node waits for the owner's answer to a forwarded request, past a poll's
+/// window (Phoenix's `pubsub_timeout_ms`). No answer by then: the session is taken as
+/// unreachable, as a gone one.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Reactor {
     /// A request on a long-poll path whose head has been read, with its body's framing;
@@ -82,21 +94,147 @@ impl Reactor {
         }
     }
 
-    /// A whole `GET` or `POST`: finds the session its token names, on this reactor or
-    /// another.
+    /// A whole `GET` or `POST`: finds the session its token names, on this reactor,
+    /// another, or another node.
     fn serve(&mut self, slot: usize, request: Box<LongPollRequest>, peers: Peers) {
         let route = request.route;
         let token = request.token();
-        let session = token
-            .as_deref()
-            .and_then(|token| self.context.tokens.verify(token, route.settings.token_max_age))
-            .filter(|session| session.mount == route.mount);
-        match (session, token) {
-            (Some(session), Some(token)) if session.reactor != self.index => {
-                self.hand_over(slot, request, session, token)
+        let at =
+            token.as_deref().and_then(|token| self.context.tokens.verify(token, Some(route.settings.token_max_age)));
+        match (at, token) {
+            (Some(SessionAt::Here(session)), Some(token)) if session.mount == route.mount => {
+                if session.reactor == self.index {
+                    self.serve_session(slot, request, session.serial, token, peers)
+                } else {
+                    self.hand_over(slot, request, session, token)
+                }
             }
-            (Some(session), Some(token)) => self.serve_session(slot, request, session.serial, token, peers),
+            (Some(SessionAt::Node(node)), Some(token)) => self.forward(slot, request, &node, token, peers),
             _ => self.serve_without_session(slot, request, peers),
+        }
+    }
+
+    /// A request for a session of node `node`: sent there, and the connection waits for
+    /// the answer. Without a cluster, or with the node out of reach, the token names no
+    /// session.
+    fn forward(&mut self, slot: usize, mut request: Box<LongPollRequest>, node: &str, token: String, peers: Peers) {
+        let Some(forwarder) = self.context.forwarder.get().cloned() else {
+            return self.serve_without_session(slot, request, peers);
+        };
+        let Some(serial) = self.conn(slot).map(|conn| conn.serial) else { return };
+        let method = match request.method() {
+            Method::Get => RemoteMethod::Get,
+            _ if request.is_batch() => RemoteMethod::PostBatch,
+            _ => RemoteMethod::Post,
+        };
+        let route = request.route;
+        let remote = RemoteRequest { method, mount: route.mount, token, body: std::mem::take(&mut request.body) };
+        match forwarder.forward(node, ReplyTo { reactor: self.index, slot, serial }, &remote) {
+            Ok(()) => {
+                stats::incr(self.context.stats.long_poll_forwarded());
+                let wait = match method {
+                    RemoteMethod::Get => route.settings.window + ANSWER_TIMEOUT,
+                    _ => ANSWER_TIMEOUT,
+                };
+                if let Some(conn) = self.conn(slot) {
+                    conn.await_forwarded(request, Instant::now() + wait);
+                }
+            }
+            Err(ForwardError::Unreachable) => {
+                log::debug!("a long-poll token from {} names a session of node {node:?}, out of reach", peers.remote);
+                self.serve_without_session(slot, request, peers);
+            }
+            Err(ForwardError::Busy) => {
+                log_throttled!(
+                    log::Level::Warn,
+                    "refusing a long-poll request from {}: {}",
+                    peers.remote,
+                    ForwardError::Busy
+                );
+                self.respond(slot, response::plain(503, "Service Unavailable: the cluster is busy"));
+            }
+        }
+    }
+
+    /// The owner's answer to the request connection `reply_to` forwarded.
+    pub(super) fn forward_answered(&mut self, reply_to: ReplyTo, answer: RemoteAnswer) {
+        let Some(request) = self.take_forwarded(reply_to.slot, Some(reply_to.serial)) else { return };
+        match answer {
+            RemoteAnswer::Response(response) => self.respond(reply_to.slot, response),
+            RemoteAnswer::NoSession => self.forward_failed(reply_to.slot, request),
+        }
+    }
+
+    /// No answer came in time for a forwarded request: its session is out of reach.
+    pub(super) fn forward_expired(&mut self, slot: usize) {
+        if let Some(request) = self.take_forwarded(slot, None) {
+            log::info!("no answer from the node of a long-poll session in time; taking the session for gone");
+            stats::incr(self.context.stats.long_poll_forward_timeouts());
+            self.forward_failed(slot, request);
+        }
+    }
+
+    /// The forwarded request's session is not there: answered as any request whose token
+    /// names no session.
+    fn forward_failed(&mut self, slot: usize, request: Box<LongPollRequest>) {
+        let Some(conn) = self.conn(slot) else { return };
+        let peers = conn.peers();
+        self.serve_without_session(slot, request, peers);
+    }
+
+    /// The request of the connection in `slot` (of `serial`, if given) if it waits for a
+    /// forwarded answer; it waits no more.
+    fn take_forwarded(&mut self, slot: usize, serial: Option<u64>) -> Option<Box<LongPollRequest>> {
+        let conn = self.conn(slot).filter(|conn| serial.is_none_or(|serial| conn.serial == serial))?;
+        match std::mem::replace(&mut conn.state, State::Closing) {
+            State::Forwarded { request } => Some(request),
+            other => {
+                conn.state = other;
+                None
+            }
+        }
+    }
+
+    /// A request another node forwarded for a session of this reactor: served as a
+    /// local one, its answer sent back.
+    pub(super) fn serve_remote(&mut self, call: RemoteCall) {
+        let RemoteCall { asker, request, session } = call;
+        let Some(forwarder) = self.context.forwarder.get().cloned() else { return };
+        let serial = session.serial;
+        let Some(held) = self.sessions.get_mut(&serial) else {
+            return forwarder.answer(&asker, &RemoteAnswer::NoSession);
+        };
+        let batch = match request.method {
+            RemoteMethod::Get => {
+                let now = Instant::now();
+                let until = now + held.window();
+                let waiter = Waiter::Node { asker: Box::new(asker.clone()), until };
+                let Poll { answer, replaced } = held.poll(waiter, request.token, now);
+                if let Some((waiter, answer)) = replaced {
+                    self.answer_waiter(waiter, answer);
+                }
+                if let Some(answer) = answer {
+                    forwarder.answer(&asker, &RemoteAnswer::Response(answer));
+                }
+                return;
+            }
+            RemoteMethod::Post => false,
+            RemoteMethod::PostBatch => true,
+        };
+        let (status, failed) = self.receive_frames(serial, &request.body, batch);
+        forwarder.answer(&asker, &RemoteAnswer::Response(response::status(status)));
+        self.posted(serial, failed);
+    }
+
+    /// Answers a poll's waiter: a connection here, or the node that forwarded it.
+    fn answer_waiter(&mut self, waiter: Waiter, answer: Bytes) {
+        match waiter {
+            Waiter::Conn(conn) => self.respond_to(conn, answer),
+            Waiter::Node { asker, .. } => {
+                if let Some(forwarder) = self.context.forwarder.get() {
+                    forwarder.answer(&asker, &RemoteAnswer::Response(answer));
+                }
+            }
         }
     }
 
@@ -221,9 +359,9 @@ impl Reactor {
         let now = Instant::now();
         let Some(conn_serial) = self.conn(slot).map(|conn| conn.serial) else { return };
         let Some(session) = self.sessions.get_mut(&serial) else { return };
-        let Poll { answer, replaced } = session.poll(ConnKey { slot, serial: conn_serial }, token, now);
-        if let Some((conn, answer)) = replaced {
-            self.respond_to(conn, answer);
+        let Poll { answer, replaced } = session.poll(Waiter::Conn(ConnKey { slot, serial: conn_serial }), token, now);
+        if let Some((waiter, answer)) = replaced {
+            self.answer_waiter(waiter, answer);
         }
         match answer {
             Some(answer) => self.respond(slot, answer),
@@ -237,10 +375,18 @@ impl Reactor {
 
     /// A `POST`: its frames go to the session, in order, until one fails.
     fn post(&mut self, slot: usize, request: &LongPollRequest, serial: u64) {
-        let Some(session) = self.sessions.get_mut(&serial) else { return };
+        let (status, failed) = self.receive_frames(serial, &request.body, request.is_batch());
+        self.respond(slot, response::status(status));
+        self.posted(serial, failed);
+    }
+
+    /// Hands the frames of a `POST`'s body to session `serial`, in order, until one
+    /// fails: the status to answer with, and the end the session came to if one failed.
+    fn receive_frames(&mut self, serial: u64, body: &[u8], batch: bool) -> (u16, Option<End>) {
+        let Some(session) = self.sessions.get_mut(&serial) else { return (410, None) };
         let mut failed = None;
         let mut status = 200;
-        for frame in frames(&request.body, request.is_batch()) {
+        for frame in frames(body, batch) {
             let result = match frame {
                 Ok(frame) => session.receive(&frame, &self.context.stats),
                 Err(NotBase64) => {
@@ -257,7 +403,12 @@ impl Reactor {
                 break;
             }
         }
-        self.respond(slot, response::status(status));
+        (status, failed)
+    }
+
+    /// After a `POST` was answered: the session ends if a frame failed; otherwise a poll
+    /// held may have output now (heartbeat replies).
+    fn posted(&mut self, serial: u64, failed: Option<End>) {
         match failed {
             Some(end) => self.end_session(serial, end),
             None => self.answer_held(serial),
@@ -276,8 +427,8 @@ impl Reactor {
     /// Answers session `serial`'s held poll if output waits for it.
     fn answer_held(&mut self, serial: u64) {
         let answered = self.sessions.get_mut(&serial).and_then(|session| session.answer_held(Instant::now()));
-        if let Some((conn, answer)) = answered {
-            self.respond_to(conn, answer);
+        if let Some((waiter, answer)) = answered {
+            self.answer_waiter(waiter, answer);
         }
     }
 
@@ -297,8 +448,13 @@ impl Reactor {
         }
     }
 
-    /// Ends the sessions whose client stopped polling.
+    /// Ends the sessions whose client stopped polling, and answers the polls other nodes
+    /// forwarded whose window has ended.
     pub(super) fn expire_sessions(&mut self, now: Instant) {
+        let ended: Vec<_> = self.sessions.values_mut().filter_map(|session| session.remote_window_ended(now)).collect();
+        for (asker, answer) in ended {
+            self.answer_waiter(Waiter::Node { asker, until: now }, answer);
+        }
         let abandoned: Vec<u64> =
             self.sessions.iter().filter(|(_, session)| session.is_abandoned(now)).map(|(serial, _)| *serial).collect();
         for serial in abandoned {
@@ -333,7 +489,7 @@ impl Reactor {
         stats::decr(stats.long_poll_sessions());
         self.context.open_sessions.fetch_sub(1, Ordering::Relaxed);
         if let Some(held) = held {
-            self.respond_to(held.conn, response::status(410));
+            self.answer_waiter(held.waiter, response::status(410));
         }
     }
 
