@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,7 +255,7 @@ impl Socket {
     /// A cloneable handle through which any thread can send this channel a message for
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
+        ChannelHandle::new(self.inbox.clone(), self.subscriber_id(), self.topic().into())
     }
 
     /// In [`handle_call`](crate::Channel::handle_call), takes the caller to answer
@@ -422,15 +423,30 @@ impl SocketRef {
 /// Reaches one channel from any thread, the role of its pid: [`send`](ChannelHandle::send)
 /// a message for `handle_info` (Phoenix's `send` or `GenServer.cast`), or
 /// [`call`](ChannelHandle::call) it and wait for the answer of its `handle_call`.
+///
+/// A channel gets its own with [`Socket::handle`]; the rest of the program finds the
+/// channels of a topic with [`Endpoint::channels`](crate::Endpoint::channels).
 #[derive(Clone)]
 pub struct ChannelHandle {
     inbox: Inbox,
     id: SubscriberId,
+    topic: Arc<str>,
+}
+
+impl fmt::Debug for ChannelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelHandle").field("topic", &self.topic).field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl ChannelHandle {
-    pub(crate) fn new(inbox: Inbox, id: SubscriberId) -> Self {
-        ChannelHandle { inbox, id }
+    pub(crate) fn new(inbox: Inbox, id: SubscriberId, topic: Arc<str>) -> Self {
+        ChannelHandle { inbox, id, topic }
+    }
+
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Delivers `message` to the channel's `handle_info` as [`Info::Message`].

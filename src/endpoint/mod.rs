@@ -13,6 +13,7 @@ use crate::payload::Payload;
 use crate::presence::Presence;
 use crate::protocol::sockets::Sockets;
 use crate::pubsub::{PubSub, Subscription};
+use crate::socket::ChannelHandle;
 use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
 use in_memory::InMemoryConnections;
@@ -176,6 +177,42 @@ impl Endpoint {
     /// Ends a subscription. See [`PubSub::unsubscribe`].
     pub fn unsubscribe(&self, subscription: Subscription) {
         self.pubsub().unsubscribe(subscription)
+    }
+
+    /// Handles of the channels joined to `topic` on this node, for the rest of the
+    /// program to [`call`](ChannelHandle::call) or [`send`](ChannelHandle::send) them
+    /// (Phoenix apps keep a `Registry` of channel pids for this). Listed from a
+    /// successful join until the channel ends, however it ends. See
+    /// [`PubSub::channels`].
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{CallReply, Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use std::any::Any;
+    /// use std::time::Duration;
+    ///
+    /// struct Counter(u64);
+    ///
+    /// impl Channel for Counter {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, _request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+    ///         CallReply::reply(self.0)
+    ///     }
+    /// }
+    ///
+    /// let socket = UserSocket::new().channel("counter:*", |_| Counter(3));
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", socket))?;
+    /// let (_, _joined) = testing::connect(&endpoint, "/socket", serde_json::json!({}))?.join("counter:1", serde_json::json!({}))?;
+    /// for channel in endpoint.channels("counter:1") {
+    ///     assert_eq!(channel.call::<u64>("count?", Duration::from_secs(1))?, 3);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn channels(&self, topic: &str) -> Vec<ChannelHandle> {
+        self.pubsub().channels(topic)
     }
 
     /// Presence: who is on which topic.

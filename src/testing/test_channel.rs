@@ -93,7 +93,7 @@ impl TestChannel {
             pubsub,
             topic: topic.to_owned(),
             join_ref,
-            handle: ChannelHandle::new(joined.inbox, joined.instance),
+            handle: ChannelHandle::new(joined.inbox, joined.instance, topic.into()),
             subscription,
             broadcasts: Mutex::new(VecDeque::new()),
             from,
