@@ -2,6 +2,8 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
+pub(crate) use crate::assigns::Assigns;
+use crate::assigns::{AssignError, TypedAssigns};
 use crate::call::{Call, CallError, CallFrom};
 use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
@@ -19,15 +21,14 @@ use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
 use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Socket assigns: what `connect` stored, plus route assigns, plus what callbacks add.
-pub type Assigns = Map<String, Value>;
 
 /// What every handle of one channel instance shares: where its frames go and how
 /// they are encoded.
@@ -161,6 +162,45 @@ impl Socket {
     /// Sets one assign.
     pub fn assign(&mut self, key: impl Into<String>, value: impl Into<Value>) {
         self.assigns.insert(key.into(), value.into());
+    }
+
+    /// The assign `key` as a `T`, through serde (see [`TypedAssigns`]).
+    ///
+    /// ```
+    /// use phx_channels::{AssignError, Channel, JoinResult, Payload, Socket};
+    /// use serde_json::json;
+    ///
+    /// struct Board {
+    ///     user_id: u64,
+    /// }
+    ///
+    /// impl Channel for Board {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         // `connect` stored {"user_id": 7}.
+    ///         match socket.assign_as::<u64>("user_id") {
+    ///             Ok(id) => self.user_id = id,
+    ///             Err(err) => return Err(json!({"reason": err.to_string()}).into()),
+    ///         }
+    ///         Ok(Payload::empty())
+    ///     }
+    /// }
+    /// ```
+    pub fn assign_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, AssignError> {
+        self.assigns.get_as(key)
+    }
+
+    /// Sets the assign `key` to `value`, written as JSON through serde.
+    pub fn assign_serialized<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), AssignError> {
+        self.assigns.insert_as(key, value)
+    }
+
+    /// Every assign as one `T`, typically a struct with a field per assign.
+    pub fn assigns_as<T: DeserializeOwned>(&self) -> Result<T, AssignError> {
+        self.assigns.decode()
     }
 
     /// This channel instance's subscriber id, to skip it with [`PubSub::broadcast_from`].
