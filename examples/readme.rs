@@ -27,6 +27,7 @@ fn main() -> Result<(), phx_channels::Error> {
         .bind(format!("127.0.0.1:{port}"))
         .socket("/socket", UserSocket::new().channel("room:*", |_topic| Room))
         .start()?;
+    endpoint.shutdown_on_signals()?; // SIGTERM or Ctrl-C: drain, then `wait` returns
     endpoint.wait();
     Ok(())
 }

@@ -5,6 +5,7 @@ mod builder;
 mod config;
 pub(crate) mod in_memory;
 mod running;
+mod signals;
 
 pub use builder::EndpointBuilder;
 
@@ -232,6 +233,29 @@ impl Endpoint {
     /// callback is reported and left behind). Calling it again does nothing.
     pub fn shutdown(&self) {
         self.running.shutdown();
+    }
+
+    /// Shuts the endpoint down in order, as [`shutdown`](Endpoint::shutdown), when the
+    /// process gets SIGTERM (from a supervisor, `docker stop`, `kill`) or SIGINT
+    /// (Ctrl-C): channels terminate with `{shutdown, draining}` and clients are closed
+    /// with 1012, so they reconnect elsewhere. A second signal during the drain exits
+    /// the process at once. With [`wait`](Endpoint::wait) after it, `main` returns once
+    /// the drain is done:
+    ///
+    /// ```no_run
+    /// let endpoint = phx_channels::Endpoint::builder().start()?;
+    /// endpoint.shutdown_on_signals()?;
+    /// endpoint.wait(); // returns after SIGTERM or Ctrl-C, once drained
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    ///
+    /// Opt-in, because the handlers are the whole process's: they replace those of
+    /// SIGTERM and SIGINT, whatever set them, and a program with its own (or several
+    /// endpoints to stop in another order) shuts down itself. Every endpoint that asks is
+    /// drained, one after another. Linux only; elsewhere it fails with an
+    /// [`Error::Io`] of kind `Unsupported`.
+    pub fn shutdown_on_signals(&self) -> Result<(), Error> {
+        Ok(signals::drain_on_signals(&self.running)?)
     }
 
     /// Blocks until the endpoint has been shut down (from another thread or handle).
