@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 #[test]
 fn new_test_connections_start_with_the_process_default() {
     let server = in_memory();
-    let before = server.connect(json!({}));
+    let connect = || testing::connect(&server.endpoint, "/socket", json!({})).unwrap();
+    let before = connect();
     assert_eq!(before.timeouts(), Timeouts::default());
     let slow = Timeouts { assert: Duration::from_secs(3), refute: Duration::from_millis(300), ..Timeouts::default() };
     testing::set_default_timeouts(slow);
     assert_eq!(testing::default_timeouts(), slow);
-    let after = server.connect(json!({}));
+    let after = connect();
     assert_eq!(after.timeouts(), slow);
     assert_eq!(before.timeouts(), Timeouts::default(), "open connections keep theirs");
     // A refute watches for the default's whole time.

@@ -259,7 +259,7 @@ impl PubSub {
     /// anywhere: the role of a `Registry` of channel pids in Phoenix, kept by the
     /// endpoint. A channel is listed from the moment its join succeeds until it ends,
     /// however it ends (leave, stop, crash, closed connection, shutdown); a handle
-    /// kept after that answers [`Error::ChannelEnded`](crate::Error::ChannelEnded).
+    /// kept after that answers [`Error::ChannelEnded`].
     ///
     /// ```
     /// use phx_channels::testing;
