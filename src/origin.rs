@@ -121,7 +121,7 @@ impl EndpointHosts {
 }
 
 /// `localhost`, a name under it, or a loopback address (IPv6 in brackets, as in a URL).
-pub(crate) fn is_loopback(host: &str) -> bool {
+fn is_loopback(host: &str) -> bool {
     let lower = host.to_ascii_lowercase();
     lower == "localhost"
         || lower.ends_with(".localhost")
