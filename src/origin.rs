@@ -62,17 +62,16 @@ impl Origin {
 pub enum CheckOrigin {
     /// Any origin (`check_origin: false`).
     Off,
-    /// The origin's host must be the endpoint's host (`check_origin: true`), or the host
-    /// the request itself was sent to (its `Host` header: a page served by this server,
-    /// or by another port of the same host). The default.
+    /// The origin's host must be the endpoint's host (`check_origin: true`). The default.
     ///
-    /// While the endpoint's host is the default `localhost` (no
-    /// [`EndpointBuilder::host`](crate::EndpointBuilder::host)) and its listener is bound
-    /// to a loopback address, every loopback origin passes too (`localhost`,
+    /// A host set with [`EndpointBuilder::host`](crate::EndpointBuilder::host) is the
+    /// only one that passes: any other origin gets 403. While the host is the default
+    /// `localhost`, the host each request was sent to (its `Host` header: a page served
+    /// by this server, or by another port of the same host) passes too, and, on a
+    /// listener bound to a loopback address, every loopback origin (`localhost`,
     /// `*.localhost`, `127.0.0.0/8`, `[::1]`), as Phoenix's generated development config
     /// turns the check off: a page at `http://127.0.0.1:8080/` reaches a socket at
-    /// `ws://localhost:4000/socket`. A configured host, or a listener on another
-    /// address, keeps the check strict: any other origin gets 403.
+    /// `ws://localhost:4000/socket`.
     #[default]
     EndpointHost,
     /// Any of these entries, such as `https://example.com`, `//another.com:888` or
@@ -96,27 +95,29 @@ impl fmt::Debug for CheckOrigin {
     }
 }
 
-/// What [`CheckOrigin::EndpointHost`] compares an origin's host with, besides the
-/// request's own host.
+/// What [`CheckOrigin::EndpointHost`] compares an origin's host with.
 #[derive(Clone, Debug)]
-pub(crate) struct EndpointHosts {
-    /// The endpoint's host.
-    pub(crate) host: String,
-    /// Whether loopback hosts pass too: the host is the default and the listener is
-    /// bound to a loopback address, as on a developer's machine.
-    pub(crate) loopback: bool,
+pub(crate) enum EndpointHosts {
+    /// A host the program set: only it passes.
+    Configured(String),
+    /// The default, `localhost`: the host each request was sent to passes too, and
+    /// every loopback host when the listener is bound to a loopback address.
+    Default {
+        /// Whether the listener is bound to a loopback address.
+        loopback_listener: bool,
+    },
 }
 
 impl EndpointHosts {
-    /// A configured host, compared strictly.
-    pub(crate) fn strict(host: impl Into<String>) -> Self {
-        EndpointHosts { host: host.into(), loopback: false }
-    }
-
     fn allow(&self, host: &str, request: &Origin) -> bool {
-        host.eq_ignore_ascii_case(&self.host)
-            || request.host.as_deref().is_some_and(|own| host.eq_ignore_ascii_case(own))
-            || (self.loopback && is_loopback(host))
+        match self {
+            EndpointHosts::Configured(configured) => host.eq_ignore_ascii_case(configured),
+            EndpointHosts::Default { loopback_listener } => {
+                host.eq_ignore_ascii_case("localhost")
+                    || request.host.as_deref().is_some_and(|own| host.eq_ignore_ascii_case(own))
+                    || (*loopback_listener && is_loopback(host))
+            }
+        }
     }
 }
 
@@ -159,7 +160,7 @@ mod tests {
     }
 
     fn host(name: &str) -> EndpointHosts {
-        EndpointHosts::strict(name)
+        EndpointHosts::Configured(name.into())
     }
 
     #[test]
@@ -177,28 +178,26 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_host_allows_the_request_own_host() {
+    fn the_default_host_allows_the_request_own_host_and_a_configured_one_does_not() {
         let check = CheckOrigin::EndpointHost;
         let request = Origin { scheme: Some("http".into()), host: Some("app.example".into()), port: Some(80) };
-        assert!(check.allows("https://app.example:8443", &host("example.com"), &request));
-        assert!(check.allows("http://APP.example", &host("example.com"), &request));
-        assert!(!check.allows("http://evil.example", &host("example.com"), &request));
+        let default = EndpointHosts::Default { loopback_listener: false };
+        assert!(check.allows("https://app.example:8443", &default, &request));
+        assert!(check.allows("http://APP.example", &default, &request));
+        assert!(check.allows("http://localhost:3000", &default, &request));
+        assert!(!check.allows("http://evil.example", &default, &request));
+        assert!(!check.allows("http://127.0.0.1:3000", &default, &request));
+        assert!(!check.allows("http://app.example", &host("example.com"), &request));
     }
 
     #[test]
-    fn loopback_origins_pass_only_when_the_endpoint_allows_them() {
+    fn loopback_origins_pass_only_with_the_default_host_on_a_loopback_listener() {
         let check = CheckOrigin::EndpointHost;
         let request = Origin { scheme: Some("http".into()), host: Some("127.0.0.1".into()), port: Some(4000) };
-        let dev = EndpointHosts { host: "localhost".into(), loopback: true };
-        for origin in [
-            "http://localhost:8080",
-            "http://127.0.0.1:8080",
-            "http://127.1.2.3",
-            "http://[::1]:3000",
-            "http://app.localhost",
-        ] {
+        let dev = EndpointHosts::Default { loopback_listener: true };
+        let origins = ["http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:3000", "http://app.localhost"];
+        for origin in origins {
             assert!(check.allows(origin, &dev, &request), "{origin}");
-            let request = Origin { host: Some("example.com".into()), ..request.clone() };
             assert!(!check.allows(origin, &host("example.com"), &request), "{origin}");
         }
         for origin in ["http://evil.com", "http://127.0.0.1.evil.com", "http://localhost.evil.com", "null"] {

@@ -366,13 +366,12 @@ fn the_default_host_on_a_loopback_listener_lets_loopback_origins_through() {
 }
 
 #[test]
-fn a_configured_host_keeps_the_default_check_strict_but_for_the_request_own_host() {
+fn a_configured_host_keeps_the_default_check_strict() {
     let server = server().endpoint(|e| e.host("example.com")).start();
     let addr = &server.addr;
-    // The endpoint's host, and a page served by this server under another name.
     assert_eq!(status_with_host_and_origin(addr, "example.com", "https://example.com"), 101);
-    assert_eq!(status_with_host_and_origin(addr, "app.example.net:4000", "http://app.example.net:4000"), 101);
-    // Loopback origins are foreign here, as is any other host.
+    // Neither the request's own host nor loopback origins pass: only the one configured.
+    assert_eq!(status_with_host_and_origin(addr, "app.example.net:4000", "http://app.example.net:4000"), 403);
     for origin in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]", "http://evil.com"] {
         assert_eq!(status_with_host_and_origin(addr, "example.com", origin), 403, "{origin}");
     }
@@ -381,7 +380,8 @@ fn a_configured_host_keeps_the_default_check_strict_but_for_the_request_own_host
 #[test]
 fn without_a_listener_the_default_check_allows_the_request_own_host_only() {
     // Connections handed over by the program's own server: the endpoint does not know
-    // where that server listens, so loopback origins get no special treatment.
+    // where that server listens, so loopback origins get no special treatment; a page
+    // of the host the request was sent to passes, the host being the default.
     let server = server().endpoint(|e| e.no_listener()).start();
     let endpoint = server.endpoint.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

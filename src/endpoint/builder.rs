@@ -100,10 +100,10 @@ impl EndpointBuilder {
     }
 
     /// The endpoint's host name, which [`CheckOrigin::EndpointHost`](crate::CheckOrigin::EndpointHost)
-    /// compares origins with; default `localhost`. Left at the default on a listener
-    /// bound to a loopback address, the check lets every loopback origin through (a
-    /// page on `http://127.0.0.1:8080/`, say); once set, only this host and the host a
-    /// request was sent to pass.
+    /// compares origins with; default `localhost`. Once set, only origins of this host
+    /// pass. Left at the default, the check also lets through the host a request was
+    /// sent to and, on a listener bound to a loopback address, every loopback origin (a
+    /// page on `http://127.0.0.1:8080/`, say).
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -669,16 +669,15 @@ enum Listening {
     InMemory,
 }
 
-/// What the default origin check allows: the configured host strictly; the default
-/// host with every loopback origin when the listener is bound to a loopback address.
+/// What the default origin check allows: a configured host alone; with the default
+/// host, each request's own host, and every loopback origin on a loopback listener.
 fn endpoint_hosts(configured: Option<String>, listening: &Listening) -> EndpointHosts {
     match configured {
-        Some(host) => EndpointHosts::strict(host),
-        None => {
-            let loopback = matches!(listening, Listening::Listener(listener)
-                if listener.local_addr().is_ok_and(|addr| addr.ip().is_loopback()));
-            EndpointHosts { host: "localhost".into(), loopback }
-        }
+        Some(host) => EndpointHosts::Configured(host),
+        None => EndpointHosts::Default {
+            loopback_listener: matches!(listening, Listening::Listener(listener)
+                if listener.local_addr().is_ok_and(|addr| addr.ip().is_loopback())),
+        },
     }
 }
 
