@@ -202,6 +202,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .health_check("/health")
         .prometheus_metrics("/metrics")
         .start()?;
+    // Ctrl-C (or SIGTERM) drains: every client is closed with 1012 and reconnects elsewhere.
+    endpoint.shutdown_on_signals()?;
     println!("chat demo: open http://{}/ in two browser tabs (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())

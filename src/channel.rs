@@ -27,6 +27,8 @@ pub type JoinResult = Result<Payload, Payload>;
 /// | `handle_call/3` (a `GenServer.call` to the channel) | [`handle_call`](Channel::handle_call), answering [`ChannelHandle::call`](crate::ChannelHandle::call) |
 /// | `{:noreply, socket}` from `handle_call/3`, then `GenServer.reply(from, answer)` | [`CallReply::noreply`] after [`Socket::take_caller`], then [`CallFrom::reply`](crate::CallFrom::reply) from any callback or thread |
 /// | `handle_cast/2` (a `GenServer.cast` to the channel) | [`ChannelHandle::send`](crate::ChannelHandle::send), handled in [`handle_info`](Channel::handle_info) |
+/// | a channel's pid, found in a `Registry` the app keeps | [`Endpoint::channels(topic)`](crate::Endpoint::channels) (the endpoint keeps it), [`Socket::handle`] for the channel's own |
+/// | several `handle_info/2` clauses | one enum of the channel's messages, matched after [`Info::downcast`] (see [`handle_info`](Channel::handle_info)) |
 /// | `terminate/2` | [`terminate`](Channel::terminate) |
 /// | `code_change/3` | none: Rust has no hot code upgrade; deploy a new binary and let clients reconnect (the drain at shutdown closes them with 1012 so they do) |
 ///
@@ -96,6 +98,52 @@ pub trait Channel: Send + 'static {
     /// ([`Socket::send_after`]).
     ///
     /// The default logs a warning and drops the message.
+    ///
+    /// Where a Phoenix channel has one `handle_info` clause per message shape, give the
+    /// channel one enum of every message it is sent (by timers, by other threads), send
+    /// only that, and match it after one [`Info::downcast`]: the compiler then checks
+    /// that every message is handled. [`Info::is`] and [`Info::downcast_ref`] look
+    /// without taking the value out.
+    ///
+    /// ```
+    /// use phx_channels::{Channel, Flow, Info, JoinResult, Payload, Socket};
+    /// use std::time::Duration;
+    ///
+    /// /// Everything the board is sent.
+    /// enum BoardMsg {
+    ///     Tick,
+    ///     Reset { by: String },
+    /// }
+    ///
+    /// struct Board {
+    ///     count: u64,
+    /// }
+    ///
+    /// impl Channel for Board {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         socket.send_after(Duration::from_secs(1), BoardMsg::Tick);
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
+    ///         match info.downcast::<BoardMsg>() {
+    ///             Ok(BoardMsg::Tick) => {
+    ///                 self.count += 1;
+    ///                 socket.send_after(Duration::from_secs(1), BoardMsg::Tick);
+    ///             }
+    ///             Ok(BoardMsg::Reset { by }) => {
+    ///                 self.count = 0;
+    ///                 let _ = socket.push("reset", serde_json::json!({"by": by}));
+    ///             }
+    ///             Err(Info::Broadcast(broadcast)) => {
+    ///                 let _ = socket.push(&broadcast.event, broadcast.payload);
+    ///             }
+    ///             Err(other) => log::warn!("{}: unexpected {other:?}", socket.topic()),
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// ```
     fn handle_info(&mut self, info: Info, socket: &mut Socket) -> Flow {
         log::warn!("{} received unexpected message in handle_info: {info:?}", socket.topic());
         Flow::Continue

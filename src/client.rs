@@ -5,7 +5,7 @@
 //! use phx_channels::client::Client;
 //! use serde_json::json;
 //!
-//! let mut client = Client::builder("127.0.0.1:4000").path("/socket").param("token", "abc").connect()?;
+//! let mut client = Client::builder("ws://127.0.0.1:4000/socket?token=abc").connect()?;
 //! let reply = client.join("room:lobby", json!({}))?;
 //! assert_eq!(reply.status, "ok");
 //! client.push("room:lobby", "new_msg", json!({"body": "hi"}))?;
@@ -15,14 +15,18 @@
 //! # Ok::<(), phx_channels::client::ClientError>(())
 //! ```
 //!
-//! With the `tls` feature, `ClientBuilder::tls` connects over `wss://`.
+//! The address is a socket's URL, as the JS client takes it, or a bare `host:port` with
+//! [`ClientBuilder::path`] and [`ClientBuilder::param`]. With the `tls` feature,
+//! `ClientBuilder::tls` connects over `wss://`.
 
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
+mod url;
 
 #[cfg(feature = "tls")]
 pub use tls::TlsRoots;
+pub use url::UrlError;
 
 use crate::message::{Message, PHX_JOIN, PHX_LEAVE, Ref, Reply};
 use crate::payload::Payload;
@@ -36,6 +40,7 @@ use stream::ClientStream;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{HandshakeError, Message as WsMessage, WebSocket};
+use url::Target;
 
 /// What can go wrong for a client.
 #[derive(Debug)]
@@ -60,6 +65,8 @@ pub enum ClientError {
     Timeout,
     /// The server closed the connection, with this close code and reason if it sent one.
     Closed(Option<(u16, String)>),
+    /// The address given to [`Client::builder`] is not usable.
+    InvalidUrl(UrlError),
 }
 
 impl fmt::Display for ClientError {
@@ -73,6 +80,7 @@ impl fmt::Display for ClientError {
             ClientError::Timeout => f.write_str("timed out"),
             ClientError::Closed(Some((code, reason))) => write!(f, "closed by the server: {code} {reason:?}"),
             ClientError::Closed(None) => f.write_str("closed by the server"),
+            ClientError::InvalidUrl(err) => write!(f, "invalid address: {err}"),
         }
     }
 }
@@ -82,6 +90,12 @@ impl std::error::Error for ClientError {}
 impl From<io::Error> for ClientError {
     fn from(err: io::Error) -> Self {
         ClientError::Io(err)
+    }
+}
+
+impl From<UrlError> for ClientError {
+    fn from(err: UrlError) -> Self {
+        ClientError::InvalidUrl(err)
     }
 }
 
@@ -107,7 +121,10 @@ impl From<tungstenite::Error> for ClientError {
 
 /// Connection settings for a [`Client`].
 pub struct ClientBuilder {
-    addr: String,
+    /// `host:port`, or why the address given is not usable.
+    addr: Result<String, UrlError>,
+    /// From the URL's scheme: `Some(true)` for `wss://`; `None` for a bare address.
+    secure: Option<bool>,
     path: String,
     params: Vec<(String, String)>,
     vsn: Option<String>,
@@ -158,6 +175,17 @@ impl ClientBuilder {
 
     /// Connects and performs the WebSocket handshake.
     pub fn connect(self) -> Result<Client, ClientError> {
+        let addr = self.addr.clone()?;
+        #[cfg(feature = "tls")]
+        match (self.secure, &self.tls) {
+            (Some(true), None) => return Err(UrlError::NeedsTlsRoots.into()),
+            (Some(false), Some(_)) => return Err(UrlError::PlainWithTls.into()),
+            _ => {}
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.secure == Some(true) {
+            return Err(UrlError::NeedsTlsFeature.into());
+        }
         let serializer = match self.vsn.as_deref() {
             None => Serializer::V1,
             Some(vsn) => Serializer::negotiate(Some(vsn)).unwrap_or(Serializer::V2),
@@ -170,7 +198,7 @@ impl ClientBuilder {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         #[cfg(not(feature = "tls"))]
         let scheme = "ws";
-        let url = format!("{scheme}://{}{}/websocket?{}", self.addr, self.path, query.join("&"));
+        let url = format!("{scheme}://{addr}{}/websocket?{}", self.path, query.join("&"));
         let mut request = url.into_client_request()?;
         for (name, value) in &self.headers {
             let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
@@ -179,12 +207,12 @@ impl ClientBuilder {
                 value.parse().map_err(|err| ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, err)))?;
             request.headers_mut().append(name, value);
         }
-        let stream = TcpStream::connect(&self.addr)?;
+        let stream = TcpStream::connect(&addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(self.timeout))?;
         #[cfg(feature = "tls")]
         let stream = match &self.tls {
-            Some(roots) => ClientStream::tls(stream, &self.addr, roots)?,
+            Some(roots) => ClientStream::tls(stream, &addr, roots)?,
             None => ClientStream::Plain(stream),
         };
         #[cfg(not(feature = "tls"))]
@@ -227,13 +255,37 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts building a client for the server at `addr` (`host:port`).
+    /// Starts building a client for the server at `addr`: a socket's URL as the JS
+    /// client takes it (`ws://host:port/socket`, `wss://host/socket?token=abc`; the
+    /// path, without `/websocket`, and the query's params, `vsn` included, are taken
+    /// from it), or a bare `host:port` (then the path is `/socket`, and
+    /// [`tls`](ClientBuilder::tls) decides the scheme). A URL that is not usable (a
+    /// scheme other than `ws` and `wss`, no host, a bad port; `wss://` without
+    /// [`tls`](ClientBuilder::tls) or without the `tls` feature) makes
+    /// [`connect`](ClientBuilder::connect) fail with [`ClientError::InvalidUrl`].
+    ///
+    /// ```no_run
+    /// use phx_channels::client::Client;
+    ///
+    /// let client = Client::builder("ws://127.0.0.1:4000/socket?token=abc").connect()?;
+    /// let same = Client::builder("127.0.0.1:4000").path("/socket").param("token", "abc").connect()?;
+    /// # Ok::<(), phx_channels::client::ClientError>(())
+    /// ```
     pub fn builder(addr: impl Into<String>) -> ClientBuilder {
+        let (addr, secure, path, mut params) = match Target::parse(&addr.into()) {
+            Ok(Target { addr, secure, path, params }) => (Ok(addr), secure, path, params),
+            Err(err) => (Err(err), None, None, Vec::new()),
+        };
+        let vsn = match params.iter().position(|(key, _)| key == "vsn") {
+            Some(at) => Some(params.remove(at).1),
+            None => Some("2.0.0".into()),
+        };
         ClientBuilder {
-            addr: addr.into(),
-            path: "/socket".into(),
-            params: Vec::new(),
-            vsn: Some("2.0.0".into()),
+            addr,
+            secure,
+            path: path.unwrap_or_else(|| "/socket".into()),
+            params,
+            vsn,
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
             #[cfg(feature = "tls")]

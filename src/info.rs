@@ -16,11 +16,47 @@ pub enum Info {
 
 impl Info {
     /// Takes the sent value out if it is a `T`; gives the `Info` back otherwise.
+    ///
+    /// ```
+    /// use phx_channels::Info;
+    ///
+    /// let info = Info::Message(Box::new(7u32));
+    /// let info = info.downcast::<String>().unwrap_err(); // not a String: given back
+    /// assert_eq!(info.downcast::<u32>().ok(), Some(7));
+    /// ```
     pub fn downcast<T: Any>(self) -> Result<T, Info> {
         match self {
             Info::Message(value) => value.downcast::<T>().map(|v| *v).map_err(Info::Message),
             other => Err(other),
         }
+    }
+
+    /// The sent value, if it is a `T`, without taking it out.
+    ///
+    /// ```
+    /// use phx_channels::Info;
+    ///
+    /// let info = Info::Message(Box::new("tick"));
+    /// assert_eq!(info.downcast_ref::<&str>(), Some(&"tick"));
+    /// assert_eq!(info.downcast_ref::<u32>(), None);
+    /// ```
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        match self {
+            Info::Message(value) => value.downcast_ref::<T>(),
+            Info::Broadcast(_) => None,
+        }
+    }
+
+    /// Whether this is a sent value of type `T`.
+    ///
+    /// ```
+    /// use phx_channels::Info;
+    ///
+    /// assert!(Info::Message(Box::new(1u8)).is::<u8>());
+    /// assert!(!Info::Message(Box::new(1u8)).is::<u16>());
+    /// ```
+    pub fn is<T: Any>(&self) -> bool {
+        self.downcast_ref::<T>().is_some()
     }
 }
 

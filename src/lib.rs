@@ -66,7 +66,9 @@
 //! - [`UserSocket`]: `connect`, `id`, channel routes and per-socket limits;
 //!   [`LongPollSettings`] for the long-poll transport.
 //! - [`Channel`], [`Handled`], [`Flow`], [`CallReply`] (and [`CallFrom`], to answer a call later), [`StopReason`], [`Info`]: what you implement.
-//! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with.
+//! - [`Socket`], [`SocketRef`], [`ChannelHandle`], [`TimerRef`]: what callbacks work with;
+//!   [`Assigns`] and [`TypedAssigns`] for typed assigns; [`Endpoint::channels`] finds a
+//!   topic's channels from anywhere.
 //! - [`PubSub`], [`Subscription`]: broadcasting and subscribing from any thread.
 //! - [`presence`]: who is on a topic, for the JS client's `Presence`.
 //! - [`serializer`]: the V1, V2 and binary wire formats.
@@ -85,6 +87,7 @@
 // `transport/listener.rs`), each call with its proof of soundness; the rest is safe code.
 #![deny(unsafe_code)]
 
+mod assigns;
 mod base64;
 mod base64url;
 #[cfg(feature = "bench-internals")]
@@ -126,6 +129,7 @@ mod timer;
 pub mod token;
 mod transport;
 
+pub use assigns::{AssignError, Assigns, TypedAssigns};
 pub use call::{CallError, CallFrom};
 pub use channel::{CallReply, Channel, Flow, Handled, JoinResult};
 pub use connect_info::{ConnectInfo, ConnectInfoKey, PeerData, RequestUri};
@@ -140,7 +144,7 @@ pub use protocol::user_socket::{Refusal, UserSocket};
 pub use pubsub::{Adapter, AdapterError, PubSub, Subscription};
 pub use scheduling::Scheduling;
 pub use serializer::Serializer;
-pub use socket::{Assigns, ChannelHandle, Socket, SocketRef};
+pub use socket::{ChannelHandle, Socket, SocketRef};
 pub use stats::StatsSnapshot;
 pub use stop_reason::StopReason;
 pub use subscriber_id::SubscriberId;

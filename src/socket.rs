@@ -2,6 +2,8 @@
 //! cross threads, [`SocketRef`] (reply later) and [`ChannelHandle`] (send the channel a
 //! message).
 
+pub(crate) use crate::assigns::Assigns;
+use crate::assigns::{AssignError, TypedAssigns};
 use crate::call::{Call, CallError, CallFrom};
 use crate::channel_runtime::ChannelRuntime;
 use crate::error::Error;
@@ -19,14 +21,14 @@ use crate::timer::{TimerRef, Timers};
 use crate::transport::outbound::{Delivery, Outbound};
 use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Socket assigns: what `connect` stored, plus route assigns, plus what callbacks add.
-pub type Assigns = Map<String, Value>;
 
 /// What every handle of one channel instance shares: where its frames go and how
 /// they are encoded.
@@ -162,6 +164,45 @@ impl Socket {
         self.assigns.insert(key.into(), value.into());
     }
 
+    /// The assign `key` as a `T`, through serde (see [`TypedAssigns`]).
+    ///
+    /// ```
+    /// use phx_channels::{AssignError, Channel, JoinResult, Payload, Socket};
+    /// use serde_json::json;
+    ///
+    /// struct Board {
+    ///     user_id: u64,
+    /// }
+    ///
+    /// impl Channel for Board {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, socket: &mut Socket) -> JoinResult {
+    ///         // `connect` stored {"user_id": 7}.
+    ///         match socket.assign_as::<u64>("user_id") {
+    ///             Ok(id) => self.user_id = id,
+    ///             Err(err) => return Err(json!({"reason": err.to_string()}).into()),
+    ///         }
+    ///         Ok(Payload::empty())
+    ///     }
+    /// }
+    /// ```
+    pub fn assign_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, AssignError> {
+        self.assigns.get_as(key)
+    }
+
+    /// Sets the assign `key` to `value`, written as JSON through serde.
+    pub fn assign_serialized<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), AssignError> {
+        self.assigns.insert_as(key, value)
+    }
+
+    /// Every assign as one `T`, typically a struct with a field per assign.
+    pub fn assigns_as<T: DeserializeOwned>(&self) -> Result<T, AssignError> {
+        self.assigns.decode()
+    }
+
     /// This channel instance's subscriber id, to skip it with [`PubSub::broadcast_from`].
     /// Not the connection's socket id: that is [`socket_id`](Socket::socket_id).
     pub fn subscriber_id(&self) -> SubscriberId {
@@ -254,7 +295,7 @@ impl Socket {
     /// A cloneable handle through which any thread can send this channel a message for
     /// `handle_info`.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle::new(self.inbox.clone(), self.subscriber_id())
+        ChannelHandle::new(self.inbox.clone(), self.subscriber_id(), self.topic().into())
     }
 
     /// In [`handle_call`](crate::Channel::handle_call), takes the caller to answer
@@ -422,15 +463,30 @@ impl SocketRef {
 /// Reaches one channel from any thread, the role of its pid: [`send`](ChannelHandle::send)
 /// a message for `handle_info` (Phoenix's `send` or `GenServer.cast`), or
 /// [`call`](ChannelHandle::call) it and wait for the answer of its `handle_call`.
+///
+/// A channel gets its own with [`Socket::handle`]; the rest of the program finds the
+/// channels of a topic with [`Endpoint::channels`](crate::Endpoint::channels).
 #[derive(Clone)]
 pub struct ChannelHandle {
     inbox: Inbox,
     id: SubscriberId,
+    topic: Arc<str>,
+}
+
+impl fmt::Debug for ChannelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelHandle").field("topic", &self.topic).field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl ChannelHandle {
-    pub(crate) fn new(inbox: Inbox, id: SubscriberId) -> Self {
-        ChannelHandle { inbox, id }
+    pub(crate) fn new(inbox: Inbox, id: SubscriberId, topic: Arc<str>) -> Self {
+        ChannelHandle { inbox, id, topic }
+    }
+
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Delivers `message` to the channel's `handle_info` as [`Info::Message`].

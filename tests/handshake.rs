@@ -331,6 +331,75 @@ fn a_rejected_origin_gets_403_with_an_empty_body_before_connect_runs() {
     assert_eq!(server.events().connects().len(), 1);
 }
 
+// --- The default check on a developer's machine ---------------------------------------
+
+/// The HTTP status of an upgrade on `/socket` sent to `addr` with `Host: host` and `origin`.
+fn status_with_host_and_origin(addr: &str, host: &str, origin: &str) -> u16 {
+    let request = upgrade_request("/socket/websocket?vsn=2.0.0", &[("Origin", origin)]).replacen(
+        "Host: 127.0.0.1\r\n",
+        &format!("Host: {host}\r\n"),
+        1,
+    );
+    http(addr, &request).status
+}
+
+#[test]
+fn the_default_host_on_a_loopback_listener_lets_loopback_origins_through() {
+    // The README's first server: bound to 127.0.0.1, no host set. A page on another
+    // loopback port or name reaches it; any other origin still gets 403.
+    let server = start();
+    let port = server.endpoint.local_addr().port();
+    let addr = &server.addr;
+    for (host, origin) in [
+        (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}")),
+        (format!("127.0.0.1:{port}"), "http://127.0.0.1:8080".to_owned()),
+        (format!("localhost:{port}"), "http://127.0.0.1:8080".to_owned()),
+        (format!("localhost:{port}"), "http://[::1]:3000".to_owned()),
+        (format!("127.0.0.1:{port}"), "http://app.localhost:3000".to_owned()),
+        (format!("127.0.0.1:{port}"), "http://localhost:3000".to_owned()),
+    ] {
+        assert_eq!(status_with_host_and_origin(addr, &host, &origin), 101, "Host {host}, Origin {origin}");
+    }
+    for origin in ["http://evil.com", "http://127.0.0.1.evil.com", "http://localhost.evil.com", "null"] {
+        assert_eq!(status_with_host_and_origin(addr, &format!("127.0.0.1:{port}"), origin), 403, "{origin}");
+    }
+}
+
+#[test]
+fn a_configured_host_keeps_the_default_check_strict() {
+    let server = server().endpoint(|e| e.host("example.com")).start();
+    let addr = &server.addr;
+    assert_eq!(status_with_host_and_origin(addr, "example.com", "https://example.com"), 101);
+    // Neither the request's own host nor loopback origins pass: only the one configured.
+    assert_eq!(status_with_host_and_origin(addr, "app.example.net:4000", "http://app.example.net:4000"), 403);
+    for origin in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]", "http://evil.com"] {
+        assert_eq!(status_with_host_and_origin(addr, "example.com", origin), 403, "{origin}");
+    }
+}
+
+#[test]
+fn without_a_listener_the_default_check_allows_the_request_own_host_only() {
+    // Connections handed over by the program's own server: the endpoint does not know
+    // where that server listens, so loopback origins get no special treatment; a page
+    // of the host the request was sent to passes, the host being the default.
+    let server = server().endpoint(|e| e.no_listener()).start();
+    let endpoint = server.endpoint.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let adopt = std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut head = vec![0u8; 4096];
+            let n = std::io::Read::read(&mut stream, &mut head).unwrap();
+            head.truncate(n);
+            endpoint.adopt(stream, &head).unwrap();
+        }
+    });
+    assert_eq!(status_with_host_and_origin(&addr, &addr, &format!("http://{addr}")), 101);
+    assert_eq!(status_with_host_and_origin(&addr, &addr, "http://127.0.0.2:8080"), 403);
+    adopt.join().unwrap();
+}
+
 // --- P18–P20 ----------------------------------------------------------------------------
 
 fn protocol_server() -> Server {

@@ -235,7 +235,7 @@ fn a_failing_assertion_lists_what_did_arrive() {
     assert!(text.contains(r#"broadcast "heard" on room:fail {}"#), "{text}");
 
     let text = panic_text(|| room.refute_push("other"));
-    assert_eq!(text, "refute_push: the channel pushed \"other\" on room:fail");
+    assert_eq!(text, r#"refute_push: the channel pushed "other" on room:fail: push "other" on room:fail {"k":"v"}"#);
 
     let (_, unsubscribed) = socket.join("room:unsub", json!({})).unwrap();
     let text = panic_text(|| {
@@ -317,4 +317,85 @@ fn test_sockets_and_channels_can_be_shared_with_other_threads() {
     let pusher = room.clone();
     let sent = std::thread::spawn(move || pusher.push("echo", json!({"from": "a thread"}))).join().unwrap();
     assert_eq!(room.assert_reply(&sent, "ok"), json!({"from": "a thread"}).into());
+}
+
+// --- Payload patterns -------------------------------------------------------------------
+
+#[test]
+fn assert_broadcast_with_skips_broadcasts_whose_payload_does_not_match() {
+    // Two users change the board; the test waits for bob's change whoever came first.
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    socket.set_timeouts(TEST_TIMEOUTS);
+    let (_, room) = socket.subscribe_and_join("room:board", json!({})).unwrap();
+    let (_, other) = server.connect(json!({})).join("room:board", json!({})).unwrap();
+    other.push("broadcast", json!({"event": "changed", "payload": {"by": "ann", "to": 1}}));
+    room.push("broadcast", json!({"event": "changed", "payload": {"by": "bob", "to": 2}}));
+    let bob = room.assert_broadcast_with("changed", json!({"by": "bob"}));
+    assert_eq!(bob, json!({"by": "bob", "to": 2}).into());
+    // Ann's stayed, for a later assertion; the fastlane's copies too, in order.
+    assert_eq!(room.assert_broadcast("changed"), json!({"by": "ann", "to": 1}).into());
+    assert_eq!(room.assert_push_with("changed", json!({"to": 2})), json!({"by": "bob", "to": 2}).into());
+    assert_eq!(room.assert_push("changed"), json!({"by": "ann", "to": 1}).into());
+}
+
+#[test]
+fn push_and_reply_patterns_match_subsets_exact_payloads_and_predicates() {
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    socket.set_timeouts(TEST_TIMEOUTS);
+    let (_, room) = socket.join("room:patterns", json!({})).unwrap();
+    for n in 1..=3 {
+        room.push("push", json!({"event": "tick", "payload": {"n": n, "at": {"x": n, "y": 0}}}));
+    }
+    let third = testing::matching(|p| p.get("n").and_then(|n| n.as_u64()) == Some(3));
+    assert_eq!(room.assert_push_with("tick", third), json!({"n": 3, "at": {"x": 3, "y": 0}}).into());
+    room.assert_push_with("tick", json!({"at": {"x": 2}}));
+    room.assert_push_with("tick", testing::equals(json!({"n": 1, "at": {"x": 1, "y": 0}})));
+    room.refute_push("tick");
+
+    let echo = room.push("echo", json!({"id": 7, "body": "hi"}));
+    room.refute_reply_with(&echo, "ok", json!({"id": 8}));
+    assert_eq!(room.assert_reply_with(&echo, "ok", json!({"id": 7})), json!({"id": 7, "body": "hi"}).into());
+}
+
+#[test]
+fn a_pattern_that_matches_nothing_fails_and_lists_what_arrived() {
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    socket.set_timeouts(SHORT);
+    let (_, room) = socket.subscribe_and_join("room:nomatch", json!({})).unwrap();
+    room.push("broadcast", json!({"event": "changed", "payload": {"by": "ann"}}));
+    let text = panic_text(|| {
+        room.assert_broadcast_with("changed", json!({"by": "bob"}));
+    });
+    assert!(text.contains(r#"no broadcast of "changed" containing {"by":"bob"} on room:nomatch"#), "{text}");
+    assert!(text.contains(r#"broadcast "changed" on room:nomatch {"by":"ann"}"#), "{text}");
+    let text = panic_text(|| {
+        room.assert_push_with("changed", testing::equals(json!({})));
+    });
+    assert!(text.contains(r#"no push of "changed" equal to {} on room:nomatch"#), "{text}");
+    assert!(text.contains(r#"push "changed" on room:nomatch {"by":"ann"}"#), "{text}");
+}
+
+#[test]
+fn refute_failures_show_the_payload_that_arrived() {
+    let server = in_memory();
+    let socket = server.connect(json!({}));
+    socket.set_timeouts(SHORT);
+    let (_, room) = socket.subscribe_and_join("room:refuted", json!({})).unwrap();
+    room.push("broadcast", json!({"event": "changed", "payload": {"by": "ann"}}));
+    // A payload that does not match passes a refute_*_with.
+    room.refute_broadcast_with("changed", json!({"by": "bob"}));
+    room.refute_push_with("changed", json!({"by": "bob"}));
+    let text = panic_text(|| room.refute_broadcast("changed"));
+    assert_eq!(text, r#"refute_broadcast: broadcast "changed" on room:refuted {"by":"ann"}"#);
+    let text = panic_text(|| room.refute_push_with("changed", json!({"by": "ann"})));
+    assert_eq!(
+        text,
+        r#"refute_push: the channel pushed "changed" containing {"by":"ann"} on room:refuted: push "changed" on room:refuted {"by":"ann"}"#
+    );
+    let echo = room.push("echo", json!({"n": 1}));
+    let text = panic_text(|| room.refute_reply(&echo, "ok"));
+    assert!(text.ends_with(r#"reply "ok" to ref 3 on room:refuted {"n":1}"#), "{text}");
 }

@@ -258,3 +258,15 @@ fn connections_handed_over_to_a_tls_endpoint_are_plain() {
     let mut secure = joined_over_tls(&server, &roots, "room:both");
     assert_eq!(secure.heartbeat().unwrap().status, "ok");
 }
+
+#[test]
+fn a_wss_url_connects_over_tls_and_a_ws_url_with_roots_is_refused() {
+    let (server, roots) = tls_server(|e| e);
+    let port = server.endpoint.local_addr().port();
+    let mut client = Client::builder(format!("wss://localhost:{port}/socket")).tls(roots.clone()).connect().unwrap();
+    assert_eq!(client.join("room:wss", json!({})).unwrap().status, "ok");
+    match Client::builder(format!("ws://localhost:{port}/socket")).tls(roots).connect() {
+        Err(phx_channels::client::ClientError::InvalidUrl(phx_channels::client::UrlError::PlainWithTls)) => {}
+        other => panic!("ws:// with TLS roots must be refused: {:?}", other.map(|_| ())),
+    }
+}

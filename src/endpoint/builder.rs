@@ -7,6 +7,7 @@ use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 #[cfg(feature = "redis")]
 use crate::cluster::{ClusterConfig, Joining};
 use crate::error::Error;
+use crate::origin::EndpointHosts;
 use crate::presence::{Hooks, NodeId, Presence, PresenceChange, Presences};
 use crate::protocol::connect_pool::ConnectPool;
 use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
@@ -38,7 +39,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct EndpointBuilder {
     /// None: no listener (connections come through `Endpoint::adopt` only).
     bind: Option<String>,
-    host: String,
+    /// `None`: the default, `localhost`.
+    host: Option<String>,
     /// `None`: a random one, drawn at start.
     secret_key_base: Option<String>,
     mounts: Vec<(String, UserSocket)>,
@@ -55,7 +57,7 @@ impl EndpointBuilder {
     pub(super) fn new() -> Self {
         EndpointBuilder {
             bind: Some("127.0.0.1:4000".into()),
-            host: "localhost".into(),
+            host: None,
             secret_key_base: None,
             mounts: Vec::new(),
             statics: HashMap::new(),
@@ -98,9 +100,12 @@ impl EndpointBuilder {
     }
 
     /// The endpoint's host name, which [`CheckOrigin::EndpointHost`](crate::CheckOrigin::EndpointHost)
-    /// compares origins with; default `localhost`.
+    /// compares origins with; default `localhost`. Once set, only origins of this host
+    /// pass. Left at the default, the check also lets through the host a request was
+    /// sent to and, on a listener bound to a loopback address, every loopback origin (a
+    /// page on `http://127.0.0.1:8080/`, say).
     pub fn host(mut self, host: impl Into<String>) -> Self {
-        self.host = host.into();
+        self.host = Some(host.into());
         self
     }
 
@@ -532,8 +537,9 @@ impl EndpointBuilder {
             Some(secret) => secret,
             None => random_secret()?,
         };
+        let host = endpoint_hosts(self.host, &listening);
         let sockets = Arc::new(Sockets {
-            routes: Routes { mounts, statics, host: self.host },
+            routes: Routes { mounts, statics, host },
             runtime,
             connect_pool: ConnectPool::start(
                 match listening {
@@ -661,6 +667,18 @@ enum Listening {
     HandedOver,
     /// In-memory test connections: no listener, no reactors.
     InMemory,
+}
+
+/// What the default origin check allows: a configured host alone; with the default
+/// host, each request's own host, and every loopback origin on a loopback listener.
+fn endpoint_hosts(configured: Option<String>, listening: &Listening) -> EndpointHosts {
+    match configured {
+        Some(host) => EndpointHosts::Configured(host),
+        None => EndpointHosts::Default {
+            loopback_listener: matches!(listening, Listening::Listener(listener)
+                if listener.local_addr().is_ok_and(|addr| addr.ip().is_loopback())),
+        },
+    }
 }
 
 /// A secret key base for an endpoint not given one: 64 random bytes, in hex.

@@ -5,6 +5,7 @@ mod builder;
 mod config;
 pub(crate) mod in_memory;
 mod running;
+mod signals;
 
 pub use builder::EndpointBuilder;
 
@@ -13,6 +14,7 @@ use crate::payload::Payload;
 use crate::presence::Presence;
 use crate::protocol::sockets::Sockets;
 use crate::pubsub::{PubSub, Subscription};
+use crate::socket::ChannelHandle;
 use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
 use in_memory::InMemoryConnections;
@@ -178,6 +180,42 @@ impl Endpoint {
         self.pubsub().unsubscribe(subscription)
     }
 
+    /// Handles of the channels joined to `topic` on this node, for the rest of the
+    /// program to [`call`](ChannelHandle::call) or [`send`](ChannelHandle::send) them
+    /// (Phoenix apps keep a `Registry` of channel pids for this). Listed from a
+    /// successful join until the channel ends, however it ends. See
+    /// [`PubSub::channels`].
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{CallReply, Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use std::any::Any;
+    /// use std::time::Duration;
+    ///
+    /// struct Counter(u64);
+    ///
+    /// impl Channel for Counter {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, _request: Box<dyn Any + Send>, _socket: &mut Socket) -> CallReply {
+    ///         CallReply::reply(self.0)
+    ///     }
+    /// }
+    ///
+    /// let socket = UserSocket::new().channel("counter:*", |_| Counter(3));
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", socket))?;
+    /// let (_, _joined) = testing::connect(&endpoint, "/socket", serde_json::json!({}))?.join("counter:1", serde_json::json!({}))?;
+    /// for channel in endpoint.channels("counter:1") {
+    ///     assert_eq!(channel.call::<u64>("count?", Duration::from_secs(1))?, 3);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn channels(&self, topic: &str) -> Vec<ChannelHandle> {
+        self.pubsub().channels(topic)
+    }
+
     /// Presence: who is on which topic.
     pub fn presence(&self) -> &Arc<Presence> {
         &self.running.sockets.runtime.presence
@@ -195,6 +233,29 @@ impl Endpoint {
     /// callback is reported and left behind). Calling it again does nothing.
     pub fn shutdown(&self) {
         self.running.shutdown();
+    }
+
+    /// Shuts the endpoint down in order, as [`shutdown`](Endpoint::shutdown), when the
+    /// process gets SIGTERM (from a supervisor, `docker stop`, `kill`) or SIGINT
+    /// (Ctrl-C): channels terminate with `{shutdown, draining}` and clients are closed
+    /// with 1012, so they reconnect elsewhere. A second signal during the drain exits
+    /// the process at once. With [`wait`](Endpoint::wait) after it, `main` returns once
+    /// the drain is done:
+    ///
+    /// ```no_run
+    /// let endpoint = phx_channels::Endpoint::builder().start()?;
+    /// endpoint.shutdown_on_signals()?;
+    /// endpoint.wait(); // returns after SIGTERM or Ctrl-C, once drained
+    /// # Ok::<(), phx_channels::Error>(())
+    /// ```
+    ///
+    /// Opt-in, because the handlers are the whole process's: they replace those of
+    /// SIGTERM and SIGINT, whatever set them, and a program with its own (or several
+    /// endpoints to stop in another order) shuts down itself. Every endpoint that asks is
+    /// drained, one after another. Linux only; elsewhere it fails with an
+    /// [`Error::Io`] of kind `Unsupported`.
+    pub fn shutdown_on_signals(&self) -> Result<(), Error> {
+        Ok(signals::drain_on_signals(&self.running)?)
     }
 
     /// Blocks until the endpoint has been shut down (from another thread or handle).

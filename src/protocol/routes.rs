@@ -3,6 +3,7 @@
 //! socket enables it), and the static responses.
 
 use super::user_socket::UserSocket;
+use crate::origin::EndpointHosts;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,8 +42,8 @@ pub(crate) type PathParams = Vec<(String, String)>;
 pub(crate) struct Routes {
     pub(crate) mounts: Vec<Arc<Mount>>,
     pub(crate) statics: HashMap<String, StaticResponse>,
-    /// The endpoint's host name, for origin checks.
-    pub(crate) host: String,
+    /// The endpoint's host, for origin checks.
+    pub(crate) host: EndpointHosts,
 }
 
 impl Routes {

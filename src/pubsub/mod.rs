@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::inbox::Inbox;
 use crate::message::Broadcast;
 use crate::payload::Payload;
+use crate::socket::ChannelHandle;
 use crate::stats::Stats;
 use crate::transport::outbound::Outbound;
 use registry::Registry;
@@ -251,6 +252,38 @@ impl PubSub {
     /// Ends a subscription (dropping it does the same).
     pub fn unsubscribe(&self, subscription: Subscription) {
         drop(subscription);
+    }
+
+    /// Handles of the channels joined to `topic` on this node, to
+    /// [`call`](ChannelHandle::call) or [`send`](ChannelHandle::send) them from
+    /// anywhere: the role of a `Registry` of channel pids in Phoenix, kept by the
+    /// endpoint. A channel is listed from the moment its join succeeds until it ends,
+    /// however it ends (leave, stop, crash, closed connection, shutdown); a handle
+    /// kept after that answers [`Error::ChannelEnded`].
+    ///
+    /// ```
+    /// use phx_channels::testing;
+    /// use phx_channels::{Channel, Endpoint, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    ///
+    /// struct Room;
+    /// impl Channel for Room {
+    ///     fn join(&mut self, _topic: &str, _payload: &Payload, _socket: &mut Socket) -> JoinResult {
+    ///         Ok(Payload::empty())
+    ///     }
+    /// }
+    ///
+    /// let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new().channel("room:*", |_| Room)))?;
+    /// let (_, _room) = testing::connect(&endpoint, "/socket", json!({}))?.join("room:1", json!({}))?;
+    /// let found = endpoint.pubsub().channels("room:1");
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].topic(), "room:1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn channels(&self, topic: &str) -> Vec<ChannelHandle> {
+        let topic: Arc<str> = topic.into();
+        let found = self.inner.registry.channels(&topic);
+        found.into_iter().map(|(id, inbox)| ChannelHandle::new(inbox, id, topic.clone())).collect()
     }
 
     /// How many subscriptions `topic` has on this node.

@@ -91,6 +91,21 @@ impl Registry {
         }
     }
 
+    /// The channels joined to `topic`: each one's id and mailbox, read under the
+    /// shard's read lock.
+    pub(super) fn channels(&self, topic: &str) -> Vec<(SubscriberId, Inbox)> {
+        let shard = self.shard(topic).read();
+        let Some(subscribers) = shard.get(topic) else { return Vec::new() };
+        subscribers
+            .entries
+            .iter()
+            .filter_map(|(_, subscriber)| match subscriber {
+                Subscriber::Channel(channel) => Some((channel.owner, channel.inbox.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Number of subscriptions on `topic`.
     pub(super) fn count(&self, topic: &str) -> usize {
         self.shard(topic).read().get(topic).map_or(0, |s| s.entries.len())

@@ -18,14 +18,23 @@
 //! | `push(socket, event, payload)` | [`TestChannel::push`] |
 //! | `leave(socket)`, `close(socket)` | [`TestChannel::leave`], [`TestChannel::close`] |
 //! | `broadcast_from(socket, event, payload)` | [`TestChannel::broadcast_from`] |
-//! | `assert_reply`, `assert_push`, `assert_broadcast` | [`TestChannel::assert_reply`], [`TestChannel::assert_push`], [`TestChannel::assert_broadcast`] |
-//! | `refute_reply`, `refute_push`, `refute_broadcast` | [`TestChannel::refute_reply`], [`TestChannel::refute_push`], [`TestChannel::refute_broadcast`] |
+//! | `assert_reply ref, :ok` | [`TestChannel::assert_reply`] |
+//! | `assert_reply ref, :ok, %{"id" => 7}` | [`TestChannel::assert_reply_with`]`(&r, "ok", json!({"id": 7}))` |
+//! | `assert_push "ev"`, `assert_broadcast "ev"` | [`TestChannel::assert_push`], [`TestChannel::assert_broadcast`] |
+//! | `assert_push "ev", %{"by" => "bob"}`, `assert_broadcast ...` | [`TestChannel::assert_push_with`]`("ev", json!({"by": "bob"}))`, [`TestChannel::assert_broadcast_with`] |
+//! | `assert_push "ev", %{"n" => n} when n > 1` | [`TestChannel::assert_push_with`]`("ev", `[`matching`]`(\|p\| ...))` |
+//! | `refute_reply`, `refute_push`, `refute_broadcast` | [`TestChannel::refute_reply`], [`TestChannel::refute_push`], [`TestChannel::refute_broadcast`], and their `_with` forms |
+//! | `config :ex_unit, assert_receive_timeout: ms` | [`set_default_timeouts`] |
 //! | `@endpoint.broadcast(topic, event, payload)` | [`Endpoint::broadcast`] |
 //! | `send(socket.channel_pid, msg)` | [`TestChannel::handle`], then [`ChannelHandle::send`](crate::ChannelHandle::send) |
 //!
-//! Phoenix matches payloads with patterns; here an assertion matches the event (and
-//! the ref and status of a reply) and returns the payload for the test to check.
-//! Assertions wait up to 100 ms by default, as Phoenix's; see [`Timeouts`].
+//! An assertion matches the event (and the ref and status of a reply), and in its
+//! `_with` form the payload too, as Phoenix's patterns do: a JSON object is a map
+//! pattern (the keys it names, with equal values; other keys allowed), [`equals`] is
+//! the exact payload and [`matching`] a predicate (see [`PayloadPattern`]). Messages
+//! that do not match are skipped and stay for later assertions. An assertion returns
+//! the payload it matched. Assertions wait up to 100 ms by default, as Phoenix's; see
+//! [`Timeouts`] and [`set_default_timeouts`].
 //!
 //! # Example
 //!
@@ -75,6 +84,7 @@
 //! ```
 
 mod error;
+mod pattern;
 mod received;
 mod test_channel;
 mod test_socket;
@@ -82,9 +92,10 @@ mod timeouts;
 mod wire;
 
 pub use error::{ConnectError, JoinError};
+pub use pattern::{PayloadPattern, contains, equals, matching};
 pub use test_channel::TestChannel;
 pub use test_socket::TestSocket;
-pub use timeouts::Timeouts;
+pub use timeouts::{Timeouts, default_timeouts, set_default_timeouts};
 
 use crate::connect_info::ConnectInfo;
 use crate::endpoint::{Endpoint, EndpointBuilder};

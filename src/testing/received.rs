@@ -28,9 +28,9 @@ impl Received {
         self.messages.remove(at)
     }
 
-    /// Whether a message `pick` accepts is here.
-    pub(super) fn has(&self, mut pick: impl FnMut(&ServerMessage) -> bool) -> bool {
-        self.messages.iter().any(&mut pick)
+    /// The first message `pick` accepts, described, leaving it here.
+    pub(super) fn find(&self, mut pick: impl FnMut(&ServerMessage) -> bool) -> Option<String> {
+        self.messages.iter().find(|m| pick(m)).map(describe)
     }
 
     /// Every message here, one a line.
@@ -50,6 +50,14 @@ pub(super) fn is_push(msg: &ServerMessage, topic: &str, join_ref: &Ref, event: &
 pub(super) fn is_reply(msg: &ServerMessage, topic: &str, msg_ref: &Ref, status: Option<&str>) -> bool {
     matches!(msg, ServerMessage::Reply(r)
         if r.topic == topic && r.msg_ref.as_ref() == Some(msg_ref) && status.is_none_or(|s| r.status == s))
+}
+
+/// A push's payload or a reply's response.
+pub(super) fn payload(msg: &ServerMessage) -> &Payload {
+    match msg {
+        ServerMessage::Message(m) => &m.payload,
+        ServerMessage::Reply(r) => &r.response,
+    }
 }
 
 /// A payload as a failure message shows it.

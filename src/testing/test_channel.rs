@@ -1,7 +1,8 @@
 //! A joined channel as a test drives it: Phoenix.ChannelTest's socket after a join,
 //! with its pushes and its assertions.
 
-use super::received::{describe_broadcast, is_push, is_reply, list};
+use super::pattern::PayloadPattern;
+use super::received::{describe_broadcast, is_push, is_reply, list, payload};
 use super::test_socket::close;
 use super::wire::{Joined, Wire};
 use crate::error::Error;
@@ -93,7 +94,7 @@ impl TestChannel {
             pubsub,
             topic: topic.to_owned(),
             join_ref,
-            handle: ChannelHandle::new(joined.inbox, joined.instance),
+            handle: ChannelHandle::new(joined.inbox, joined.instance, topic.into()),
             subscription,
             broadcasts: Mutex::new(VecDeque::new()),
             from,
@@ -161,13 +162,43 @@ impl TestChannel {
     /// When no such reply arrives in time; the message lists what did.
     #[track_caller]
     pub fn assert_reply(&self, msg_ref: &Ref, status: &str) -> Payload {
+        self.assert_reply_with(msg_ref, status, PayloadPattern::anything())
+    }
+
+    /// Asserts the channel replied `status` to the message with `msg_ref`, with a
+    /// response that matches `pattern` (see [`PayloadPattern`]); returns the response.
+    ///
+    /// ```
+    /// # use phx_channels::testing;
+    /// # use phx_channels::{Channel, Endpoint, Handled, JoinResult, Payload, Socket, UserSocket};
+    /// use phx_channels::testing::matching;
+    /// use serde_json::json;
+    /// # struct Echo;
+    /// # impl Channel for Echo {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// #     fn handle_in(&mut self, _: &str, payload: Payload, _: &mut Socket) -> Handled { Handled::reply_ok(payload) }
+    /// # }
+    /// # let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new().channel("echo", |_| Echo)))?;
+    /// # let (_, echo) = testing::connect(&endpoint, "/socket", json!({}))?.join("echo", json!({}))?;
+    /// let sent = echo.push("say", json!({"id": 7, "body": "hi"}));
+    /// echo.assert_reply_with(&sent, "ok", json!({"id": 7}));
+    /// # let sent = echo.push("say", json!({"n": 3}));
+    /// # echo.assert_reply_with(&sent, "ok", matching(|p| p.get("n").and_then(|n| n.as_u64()) == Some(3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When no such reply arrives in time; the message lists what did.
+    #[track_caller]
+    pub fn assert_reply_with(&self, msg_ref: &Ref, status: &str, pattern: impl Into<PayloadPattern>) -> Payload {
+        let pattern = pattern.into();
         let within = self.wire.timeouts().assert;
-        let found =
-            self.wire.wait(within, |received| received.take(|m| is_reply(m, &self.topic, msg_ref, Some(status))));
-        match found {
+        let pick = |m: &ServerMessage| is_reply(m, &self.topic, msg_ref, Some(status)) && pattern.matches(payload(m));
+        match self.wire.wait(within, |received| received.take(pick)) {
             Some(ServerMessage::Reply(reply)) => reply.response,
             _ => panic!(
-                "assert_reply: no {status:?} reply to ref {} on {} within {within:?}; received:\n{}",
+                "assert_reply: no {status:?} reply{pattern} to ref {} on {} within {within:?}; received:\n{}",
                 &**msg_ref,
                 self.topic,
                 self.wire.report()
@@ -183,13 +214,26 @@ impl TestChannel {
     /// When no such push arrives in time; the message lists what did.
     #[track_caller]
     pub fn assert_push(&self, event: &str) -> Payload {
+        self.assert_push_with(event, PayloadPattern::anything())
+    }
+
+    /// Asserts the channel pushed `event` with a payload that matches `pattern` (see
+    /// [`PayloadPattern`]); returns the payload. Pushes of `event` that do not match
+    /// are skipped and stay for later assertions, as with Phoenix's
+    /// `assert_push "changed", %{"by" => "bob"}`.
+    ///
+    /// # Panics
+    ///
+    /// When no such push arrives in time; the message lists what did.
+    #[track_caller]
+    pub fn assert_push_with(&self, event: &str, pattern: impl Into<PayloadPattern>) -> Payload {
+        let pattern = pattern.into();
         let within = self.wire.timeouts().assert;
-        let found =
-            self.wire.wait(within, |received| received.take(|m| is_push(m, &self.topic, &self.join_ref, event)));
-        match found {
+        let pick = |m: &ServerMessage| is_push(m, &self.topic, &self.join_ref, event) && pattern.matches(payload(m));
+        match self.wire.wait(within, |received| received.take(pick)) {
             Some(ServerMessage::Message(msg)) => msg.payload,
             _ => panic!(
-                "assert_push: no push of {event:?} on {} within {within:?}; received:\n{}",
+                "assert_push: no push of {event:?}{pattern} on {} within {within:?}; received:\n{}",
                 self.topic,
                 self.wire.report()
             ),
@@ -204,11 +248,49 @@ impl TestChannel {
     /// when the channel was joined without [`subscribe_and_join`](super::TestSocket::subscribe_and_join).
     #[track_caller]
     pub fn assert_broadcast(&self, event: &str) -> Payload {
+        self.assert_broadcast_with(event, PayloadPattern::anything())
+    }
+
+    /// Asserts the topic's subscribers got a broadcast of `event` with a payload that
+    /// matches `pattern` (see [`PayloadPattern`]); returns the payload. Phoenix's
+    /// `assert_broadcast "changed", %{"by" => "bob"}`: broadcasts that do not match
+    /// are skipped and stay for later assertions, so two users on a topic do not make
+    /// a test depend on who broadcast first.
+    ///
+    /// ```
+    /// # use phx_channels::testing;
+    /// # use phx_channels::{Channel, Endpoint, Handled, JoinResult, Payload, Socket, UserSocket};
+    /// use serde_json::json;
+    /// # struct Board;
+    /// # impl Channel for Board {
+    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
+    /// #     fn handle_in(&mut self, _: &str, payload: Payload, socket: &mut Socket) -> Handled {
+    /// #         socket.broadcast("changed", payload).ok();
+    /// #         Handled::NoReply
+    /// #     }
+    /// # }
+    /// # let endpoint = testing::endpoint(Endpoint::builder().socket("/socket", UserSocket::new().channel("board", |_| Board)))?;
+    /// # let socket = testing::connect(&endpoint, "/socket", json!({}))?;
+    /// let (_, board) = socket.subscribe_and_join("board", json!({}))?;
+    /// board.push("change", json!({"by": "ann", "to": 1}));
+    /// board.push("change", json!({"by": "bob", "to": 2}));
+    /// assert_eq!(board.assert_broadcast_with("changed", json!({"by": "bob"})), json!({"by": "bob", "to": 2}).into());
+    /// board.assert_broadcast_with("changed", json!({"by": "ann"}));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When no such broadcast arrives in time (the message lists those that did), and
+    /// when the channel was joined without [`subscribe_and_join`](super::TestSocket::subscribe_and_join).
+    #[track_caller]
+    pub fn assert_broadcast_with(&self, event: &str, pattern: impl Into<PayloadPattern>) -> Payload {
+        let pattern = pattern.into();
         let within = self.wire.timeouts().assert;
-        match self.wait_broadcast(event, within, true) {
+        match self.wait_broadcast(event, &pattern, within, true) {
             Some(broadcast) => broadcast.payload,
             None => panic!(
-                "assert_broadcast: no broadcast of {event:?} on {} within {within:?}; received:\n{}",
+                "assert_broadcast: no broadcast of {event:?}{pattern} on {} within {within:?}; received:\n{}",
                 self.topic,
                 self.broadcast_report()
             ),
@@ -220,19 +302,29 @@ impl TestChannel {
     ///
     /// # Panics
     ///
-    /// When such a reply arrives.
+    /// When such a reply arrives; the message shows it.
     #[track_caller]
     pub fn refute_reply(&self, msg_ref: &Ref, status: &str) {
+        self.refute_reply_with(msg_ref, status, PayloadPattern::anything());
+    }
+
+    /// Asserts the channel does not reply `status` to the message with `msg_ref` with a
+    /// response that matches `pattern` within [`Timeouts::refute`](super::Timeouts::refute).
+    ///
+    /// # Panics
+    ///
+    /// When such a reply arrives; the message shows it.
+    #[track_caller]
+    pub fn refute_reply_with(&self, msg_ref: &Ref, status: &str, pattern: impl Into<PayloadPattern>) {
+        let pattern = pattern.into();
         let within = self.wire.timeouts().refute;
-        let found = self
-            .wire
-            .wait(within, |received| received.has(|m| is_reply(m, &self.topic, msg_ref, Some(status))).then_some(()));
-        assert!(
-            found.is_none(),
-            "refute_reply: the channel replied {status:?} to ref {} on {}",
-            &**msg_ref,
-            self.topic
-        );
+        let pick = |m: &ServerMessage| is_reply(m, &self.topic, msg_ref, Some(status)) && pattern.matches(payload(m));
+        if let Some(found) = self.wire.wait(within, |received| received.find(pick)) {
+            panic!(
+                "refute_reply: the channel replied {status:?}{pattern} to ref {} on {}: {found}",
+                &**msg_ref, self.topic
+            );
+        }
     }
 
     /// Asserts the channel does not push `event` within
@@ -240,14 +332,26 @@ impl TestChannel {
     ///
     /// # Panics
     ///
-    /// When such a push arrives.
+    /// When such a push arrives; the message shows it.
     #[track_caller]
     pub fn refute_push(&self, event: &str) {
+        self.refute_push_with(event, PayloadPattern::anything());
+    }
+
+    /// Asserts the channel does not push `event` with a payload that matches `pattern`
+    /// within [`Timeouts::refute`](super::Timeouts::refute).
+    ///
+    /// # Panics
+    ///
+    /// When such a push arrives; the message shows it.
+    #[track_caller]
+    pub fn refute_push_with(&self, event: &str, pattern: impl Into<PayloadPattern>) {
+        let pattern = pattern.into();
         let within = self.wire.timeouts().refute;
-        let found = self
-            .wire
-            .wait(within, |received| received.has(|m| is_push(m, &self.topic, &self.join_ref, event)).then_some(()));
-        assert!(found.is_none(), "refute_push: the channel pushed {event:?} on {}", self.topic);
+        let pick = |m: &ServerMessage| is_push(m, &self.topic, &self.join_ref, event) && pattern.matches(payload(m));
+        if let Some(found) = self.wire.wait(within, |received| received.find(pick)) {
+            panic!("refute_push: the channel pushed {event:?}{pattern} on {}: {found}", self.topic);
+        }
     }
 
     /// Asserts no broadcast of `event` reaches the topic's subscribers within
@@ -255,25 +359,39 @@ impl TestChannel {
     ///
     /// # Panics
     ///
-    /// When such a broadcast arrives, and when the channel was joined without
-    /// [`subscribe_and_join`](super::TestSocket::subscribe_and_join).
+    /// When such a broadcast arrives (the message shows it), and when the channel was
+    /// joined without [`subscribe_and_join`](super::TestSocket::subscribe_and_join).
     #[track_caller]
     pub fn refute_broadcast(&self, event: &str) {
-        let within = self.wire.timeouts().refute;
-        let found = self.wait_broadcast(event, within, false);
-        assert!(found.is_none(), "refute_broadcast: {event:?} was broadcast on {}", self.topic);
+        self.refute_broadcast_with(event, PayloadPattern::anything());
     }
 
-    /// Waits for a broadcast of `event`, taking it if `take`.
+    /// Asserts no broadcast of `event` with a payload that matches `pattern` reaches
+    /// the topic's subscribers within [`Timeouts::refute`](super::Timeouts::refute).
+    ///
+    /// # Panics
+    ///
+    /// When such a broadcast arrives (the message shows it), and when the channel was
+    /// joined without [`subscribe_and_join`](super::TestSocket::subscribe_and_join).
     #[track_caller]
-    fn wait_broadcast(&self, event: &str, within: Duration, take: bool) -> Option<Broadcast> {
+    pub fn refute_broadcast_with(&self, event: &str, pattern: impl Into<PayloadPattern>) {
+        let pattern = pattern.into();
+        let within = self.wire.timeouts().refute;
+        if let Some(found) = self.wait_broadcast(event, &pattern, within, false) {
+            panic!("refute_broadcast: {}", describe_broadcast(&found));
+        }
+    }
+
+    /// Waits for a broadcast of `event` that matches `pattern`, taking it if `take`.
+    #[track_caller]
+    fn wait_broadcast(&self, event: &str, pattern: &PayloadPattern, within: Duration, take: bool) -> Option<Broadcast> {
         let Some(subscription) = &self.subscription else {
             panic!("{} was joined without subscribe_and_join: the test sees none of its broadcasts", self.topic)
         };
         let deadline = Instant::now() + within;
         let mut kept = self.broadcasts.lock();
         loop {
-            if let Some(at) = kept.iter().position(|b| b.event == event) {
+            if let Some(at) = kept.iter().position(|b| b.event == event && pattern.matches(&b.payload)) {
                 return if take { kept.remove(at) } else { Some(kept[at].clone()) };
             }
             match subscription.receiver().recv_deadline(deadline) {

@@ -8,7 +8,7 @@
 //! on a `Poll` of the connection's own, which the test waits on for new output.
 
 use super::received::Received;
-use super::timeouts::Timeouts;
+use super::timeouts::{Timeouts, default_timeouts};
 use crate::endpoint::in_memory::SessionSlot;
 use crate::inbox::Inbox;
 use crate::message::{Message, Ref};
@@ -73,7 +73,7 @@ impl Wire {
             poll: Mutex::new(poll),
             state: Mutex::new(State::default()),
             refs: AtomicU64::new(0),
-            timeouts: Mutex::new(Timeouts::default()),
+            timeouts: Mutex::new(default_timeouts()),
         }
     }
 

@@ -67,6 +67,7 @@ function logTail(file, lines = 40){
 
 /**
  * Starts `cargo run --release --all-features --example <example> -- --port PORT [args...]`
+ * (with `env` added to the environment)
  * (the parity fixture unless told otherwise; every feature, so that it has every flag) from
  * the repository root and
  * waits until the port accepts TCP connections (at most PHX_FIXTURE_STARTUP_MS, 5 minutes by
@@ -75,7 +76,7 @@ function logTail(file, lines = 40){
  *
  * Returns {url, port, logFile, stop}. The process is also killed when this node process exits.
  */
-export async function startFixture({port, example = "parity", args = []} = {}){
+export async function startFixture({port, example = "parity", args = [], env = {}} = {}){
   port = port || await freePort()
   const logFile = path.join(os.tmpdir(), `phx-${example}-${process.pid}-${port}.log`)
   const logFd = fs.openSync(logFile, "w")
@@ -88,6 +89,7 @@ export async function startFixture({port, example = "parity", args = []} = {}){
     cwd: REPO_ROOT,
     stdio: ["ignore", logFd, logFd],
     detached: true,
+    env: {...process.env, ...env},
   })
   fs.closeSync(logFd)
   child.unref()
