@@ -429,7 +429,11 @@ mod tests {
         assert_eq!(joins["alice"]["metas"][1], json!({"s": "here", "phx_ref": second, "phx_ref_prev": first}));
         assert_eq!(payload["leaves"]["alice"]["metas"][0], json!({"s": "away", "phx_ref": first}));
         assert!(joins["bob"].is_object());
-        assert!(sub.recv_timeout(Duration::from_millis(100)).is_none(), "one diff for the burst");
+        assert_eq!(
+            sub.recv_timeout(Duration::from_millis(100)).err(),
+            Some(crate::RecvTimeoutError::Timeout),
+            "one diff for the burst"
+        );
         p.stop();
     }
 

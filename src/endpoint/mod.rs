@@ -154,8 +154,8 @@ impl Endpoint {
     /// let me = endpoint.subscribe("news");
     /// let other = endpoint.subscribe("news");
     /// endpoint.local_broadcast_from(me.id(), "news", "headline", serde_json::json!({}))?;
-    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_some());
-    /// assert!(me.try_recv().is_none());
+    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_ok());
+    /// assert_eq!(me.try_recv().err(), Some(phx_channels::TryRecvError::Empty));
     /// # Ok::<(), phx_channels::Error>(())
     /// ```
     pub fn local_broadcast_from(

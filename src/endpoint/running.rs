@@ -89,6 +89,7 @@ impl Running {
         self.sockets.connect_pool.stop();
         runtime.timers.stop();
         runtime.presence.stop();
+        runtime.pubsub.close_subscriptions();
         // Last, so that the presences of the channels that ended leave the other nodes too.
         #[cfg(feature = "redis")]
         if let Some(cluster) = self.cluster.lock().take() {
