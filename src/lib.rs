@@ -81,6 +81,7 @@
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 // Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
 // `transport/listener.rs`), each call with its proof of soundness; the rest is safe code.
 #![deny(unsafe_code)]

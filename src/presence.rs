@@ -131,6 +131,16 @@ pub struct Presence {
     feed: remote::Feed,
 }
 
+impl fmt::Debug for Presence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presence")
+            .field("node", &self.local)
+            .field("topics", &self.topics.lock().len())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Presence {
     /// Starts the tracker of node `local`.
     pub(crate) fn start(

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,6 +113,18 @@ pub struct Socket {
     pub(crate) intercepted: Option<Arc<Intercepted>>,
     /// The caller of the call `handle_call` is handling, until it takes it.
     pub(crate) caller: Option<CallFrom>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("topic", &self.link.topic)
+            .field("join_ref", &self.link.join_ref)
+            .field("joined", &self.joined)
+            .field("assigns", &self.assigns)
+            .field("extra_topics", &self.extra.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Socket {
@@ -406,6 +419,12 @@ pub struct SocketRef {
     msg_ref: Ref,
 }
 
+impl fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketRef").field("topic", &self.link.topic).field("msg_ref", &self.msg_ref).finish()
+    }
+}
+
 impl SocketRef {
     /// Sends `phx_reply` with `status` and `response` for the captured message.
     pub fn reply(&self, status: &str, response: impl Into<Payload>) -> Result<(), Error> {
@@ -426,6 +445,12 @@ impl SocketRef {
 pub struct ChannelHandle {
     inbox: Inbox,
     id: SubscriberId,
+}
+
+impl fmt::Debug for ChannelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelHandle").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl ChannelHandle {

@@ -26,6 +26,7 @@ use crate::transport::settings::TransportSettings;
 use crate::transport::tls_config::TlsConfig;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
@@ -35,6 +36,7 @@ use std::time::Duration;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Configures and starts an [`Endpoint`]. Get one with [`Endpoint::builder`].
+#[must_use = "an endpoint builder does nothing until `start` is called"]
 pub struct EndpointBuilder {
     /// None: no listener (connections come through `Endpoint::adopt` only).
     bind: Option<String>,
@@ -49,6 +51,22 @@ pub struct EndpointBuilder {
     presence_hooks: Hooks,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
+}
+
+impl fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret key base stays out.
+        let mut f = f.debug_struct("EndpointBuilder");
+        f.field("bind", &self.bind)
+            .field("host", &self.host)
+            .field("sockets", &self.mounts.iter().map(|(path, _)| path).collect::<Vec<_>>())
+            .field("statics", &self.statics.keys().collect::<Vec<_>>())
+            .field("metrics_path", &self.metrics_path)
+            .field("adapter", &self.adapter.is_some());
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some());
+        f.finish_non_exhaustive()
+    }
 }
 
 impl EndpointBuilder {

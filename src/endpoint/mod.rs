@@ -17,6 +17,7 @@ use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
 use in_memory::InMemoryConnections;
 use running::Running;
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -41,6 +42,15 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Endpoint {
     running: Arc<Running>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local_addr", &self.running.local_addr)
+            .field("node", &self.node_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {

@@ -1,9 +1,5 @@
 //! Broadcasting: the endpoint's PubSub, its subscriptions, and the seam for
 //! cross-node adapters.
-//!
-//! Phoenix's `!` variants (`broadcast!`, `broadcast_from!`) raise on failure; here every
-//! operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
-//! result is `broadcast`.
 
 mod fanout;
 mod pacer;
@@ -24,6 +20,7 @@ use crate::stats::Stats;
 use crate::subscriber_id::SubscriberId;
 use crate::transport::outbound::Outbound;
 use registry::Registry;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use subscriber::Subscriber;
@@ -99,11 +96,25 @@ struct Inner {
 
 /// The endpoint's broadcast API, for any thread.
 ///
+/// Phoenix's `!` variants (`broadcast!`, `broadcast_from!`) raise on failure; here every
+/// operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
+/// result is `broadcast`.
+///
 /// Cheap to clone. Get one from [`Endpoint::pubsub`](crate::Endpoint::pubsub) or
 /// [`Socket::pubsub`](crate::Socket::pubsub).
 #[derive(Clone)]
 pub struct PubSub {
     inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSub")
+            .field("node", &self.inner.node)
+            .field("adapter", &self.inner.adapter.is_some())
+            .field("subscription_capacity", &self.inner.subscription_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PubSub {
