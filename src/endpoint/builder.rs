@@ -96,6 +96,11 @@ impl EndpointBuilder {
     /// Starts no listener: every connection comes from another HTTP server of the
     /// program through [`Endpoint::adopt`]. [`Endpoint::local_addr`] is then `0.0.0.0:0`.
     ///
+    /// The endpoint's traffic threads still run in the program's process under the
+    /// [`scheduling`](EndpointBuilder::scheduling) policy, `SCHED_BATCH` by default: a
+    /// process-level change (threads a callback spawns inherit it) that the start log
+    /// line states; see [`Endpoint::adopt`].
+    ///
     /// ```
     /// # use phx_channels::{Channel, JoinResult, Payload, Socket, UserSocket};
     /// # struct Room;
@@ -188,7 +193,9 @@ impl EndpointBuilder {
     }
 
     /// How the OS schedules the traffic threads; default [`Scheduling::Batch`], which
-    /// costs the least CPU per message. See [`Scheduling`].
+    /// costs the least CPU per message. It changes the policy of threads of the
+    /// program's process (and of the threads callbacks spawn), so the start log line
+    /// says which policy is in force. See [`Scheduling`].
     pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
         self.config.scheduling = scheduling;
         self
@@ -619,14 +626,15 @@ impl EndpointBuilder {
                     acceptor.run()
                 })?;
                 log::info!(
-                    "phx-channels endpoint listening on {local_addr}: at most {} connections and {} channel threads",
+                    "phx-channels endpoint listening on {local_addr}: at most {} connections and {} channel threads; {}",
                     config.max_connections,
-                    config.max_channel_threads
+                    config.max_channel_threads,
+                    scheduling.log_note()
                 );
                 Some((thread, stop, local_addr))
             }
             _ => {
-                log::info!("phx-channels endpoint started without a listener");
+                log::info!("phx-channels endpoint started without a listener; {}", scheduling.log_note());
                 None
             }
         };

@@ -92,6 +92,14 @@ impl Endpoint {
     /// and the handshake timeout runs from now. Fails with [`Error::Shutdown`] once the
     /// endpoint is shutting down, and with [`Error::Io`] if the stream is unusable.
     ///
+    /// The endpoint's traffic threads (reactors, connect workers, channel threads) run
+    /// under Linux's `SCHED_BATCH` by default ([`Scheduling`](crate::Scheduling)): a
+    /// change to those threads of the program's process, which any thread a callback
+    /// spawns inherits, and which the endpoint's start log line states. The program's
+    /// own threads keep their policy. A program that embeds the endpoint next to
+    /// latency-sensitive work of its own may prefer
+    /// [`Scheduling::Unchanged`](crate::Scheduling::Unchanged).
+    ///
     /// ```no_run
     /// use std::io::Read;
     /// use std::net::TcpListener;
