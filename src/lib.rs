@@ -85,6 +85,11 @@
 // Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
 // `transport/listener.rs`), each call with its proof of soundness; the rest is safe code.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// First: the macros that gate items on features, for every module below.
+#[macro_use]
+mod features;
 
 mod base64;
 mod base64url;
@@ -97,8 +102,9 @@ mod channel;
 mod channel_runtime;
 mod channel_thread;
 pub mod client;
-#[cfg(feature = "redis")]
-mod cluster;
+cfg_redis! {
+    mod cluster;
+}
 mod connect_info;
 mod endpoint;
 mod error;
@@ -148,8 +154,9 @@ pub use subscriber_id::SubscriberId;
 pub use timer::TimerRef;
 pub use transport::long_poll::LongPollSettings;
 pub use transport::outbound::OutboundLimits;
-#[cfg(feature = "tls")]
-pub use transport::tls_config::{TlsConfig, TlsError};
+cfg_tls! {
+    pub use transport::tls_config::{TlsConfig, TlsError};
+}
 
 /// Compiles the README's example as a doc test, so it stays true.
 #[cfg(doctest)]
