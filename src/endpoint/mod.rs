@@ -3,6 +3,7 @@
 
 mod builder;
 mod config;
+mod features;
 pub(crate) mod in_memory;
 mod running;
 
