@@ -437,7 +437,7 @@ mod tests {
         assert!(joins["bob"].is_object());
         assert_eq!(
             sub.recv_timeout(Duration::from_millis(100)).err(),
-            Some(crate::RecvTimeoutError::Timeout),
+            Some(crate::pubsub::RecvTimeoutError::Timeout),
             "one diff for the burst"
         );
         p.stop();

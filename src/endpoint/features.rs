@@ -22,7 +22,7 @@ pub(super) type StopLast = Box<dyn FnOnce() + Send>;
 pub(super) struct FeatureSettings {
     /// Serves TLS only, with this certificate and key.
     #[cfg(feature = "tls")]
-    tls: Option<crate::TlsConfig>,
+    tls: Option<crate::transport::tls_config::TlsConfig>,
     /// The Redis cluster to join, if any.
     #[cfg(feature = "redis")]
     cluster: ClusterSettings,
@@ -74,7 +74,7 @@ impl FeatureSettings {
     /// The transport's TLS configuration, if `tls` was set.
     #[cfg(feature = "tls")]
     pub(super) fn tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
-        self.tls.as_ref().map(crate::TlsConfig::server)
+        self.tls.as_ref().map(crate::transport::tls_config::TlsConfig::server)
     }
 }
 
@@ -139,7 +139,7 @@ cfg_tls! {
         /// let endpoint = builder.tls(phx_channels::TlsConfig::from_pem_files("cert.pem", "key.pem")?).start()?;
         /// # Ok(()) }
         /// ```
-        pub fn tls(mut self, config: crate::TlsConfig) -> Self {
+        pub fn tls(mut self, config: crate::transport::tls_config::TlsConfig) -> Self {
             self.features.tls = Some(config);
             self
         }
