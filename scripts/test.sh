@@ -85,6 +85,9 @@ step "format" cargo fmt --all -- --check
 step "format (fuzz)" cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "clippy, every feature" cargo clippy --all-targets --all-features -- -D warnings
+# MSRV: clippy's incompatible_msrv (above) holds the crate's code to Cargo.toml's
+# rust-version; this holds every dependency the library builds with to it.
+step "msrv (dependencies)" python3 scripts/check_msrv.py
 # No file in src/ imports from a layer above its own (ARCHITECTURE.md, "Layers").
 step "layers" python3 scripts/check_layers.py
 step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features

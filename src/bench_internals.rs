@@ -18,6 +18,12 @@ pub struct FanoutFixture {
     _poll: mio::Poll,
 }
 
+impl std::fmt::Debug for FanoutFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanoutFixture").field("subscribers", &self.outbounds.len()).finish_non_exhaustive()
+    }
+}
+
 impl FanoutFixture {
     /// Builds the topic `bench` with its subscribers.
     pub fn new(subscribers: usize) -> std::io::Result<FanoutFixture> {

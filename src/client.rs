@@ -120,6 +120,7 @@ impl From<tungstenite::Error> for ClientError {
 }
 
 /// Connection settings for a [`Client`].
+#[must_use = "a client builder does nothing until `connect` is called"]
 pub struct ClientBuilder {
     /// `host:port`, or why the address given is not usable.
     addr: Result<String, UrlError>,
@@ -132,6 +133,18 @@ pub struct ClientBuilder {
     timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<TlsRoots>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut f = f.debug_struct("ClientBuilder");
+        f.field("addr", &self.addr).field("path", &self.path).field("vsn", &self.vsn).field("timeout", &self.timeout);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some());
+        // Params and headers may carry tokens: only their names.
+        let names = |pairs: &[(String, String)]| pairs.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>();
+        f.field("params", &names(&self.params)).field("headers", &names(&self.headers)).finish()
+    }
 }
 
 impl ClientBuilder {
@@ -252,6 +265,17 @@ pub struct Client {
     inbox: VecDeque<ServerMessage>,
     joins: HashMap<String, String>,
     timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("serializer", &self.serializer)
+            .field("joined", &self.joins.keys().collect::<Vec<_>>())
+            .field("waiting", &self.inbox.len())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {

@@ -29,6 +29,10 @@ pub enum Error {
     NoRef,
     /// The endpoint has shut down.
     Shutdown,
+    /// The endpoint's [`Adapter`](crate::Adapter) could not pass a broadcast on to the
+    /// other nodes (a `broadcast` was still delivered on this node); the adapter's
+    /// error says why.
+    Adapter(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl fmt::Display for Error {
@@ -45,6 +49,7 @@ impl fmt::Display for Error {
             Error::Overloaded => f.write_str("the channel's mailbox is full"),
             Error::NoRef => f.write_str("a socket_ref can only be taken inside handle_in"),
             Error::Shutdown => f.write_str("the endpoint has shut down"),
+            Error::Adapter(err) => write!(f, "the pub/sub adapter failed: {err}"),
         }
     }
 }
@@ -54,6 +59,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io(err) => Some(err),
             Error::Encode(err) => Some(err),
+            Error::Adapter(err) => Some(&**err),
             _ => None,
         }
     }

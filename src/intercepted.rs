@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn pushes_of_shared_encodings_are_byte_for_byte_what_a_plain_push_gives() {
         let out = intercepted(json!({"body": "hi", "n": 1}));
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             for join_ref in ["1", "7"] {
                 for payload in [json!({"body": "hi", "n": 1}), json!({"body": "changed"}), json!({"n": -0.0})] {
                     let expected = plain(serializer, join_ref, payload.clone());

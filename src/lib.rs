@@ -83,9 +83,15 @@
 //!
 //! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 // Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
 // `transport/listener.rs`), each call with its proof of soundness; the rest is safe code.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// First: the macros that gate items on features, for every module below.
+#[macro_use]
+mod features;
 
 mod assigns;
 mod base64;
@@ -99,8 +105,9 @@ mod channel;
 mod channel_runtime;
 mod channel_thread;
 pub mod client;
-#[cfg(feature = "redis")]
-mod cluster;
+cfg_redis! {
+    mod cluster;
+}
 mod connect_info;
 mod endpoint;
 mod error;
@@ -112,10 +119,10 @@ pub mod message;
 mod message_ref;
 mod origin;
 mod params;
-pub mod payload;
+mod payload;
 pub mod presence;
 mod protocol;
-pub mod pubsub;
+mod pubsub;
 mod router;
 mod scheduling;
 pub mod serializer;
@@ -141,7 +148,7 @@ pub use origin::{CheckOrigin, Origin};
 pub use params::Params;
 pub use payload::Payload;
 pub use protocol::user_socket::{Refusal, UserSocket};
-pub use pubsub::{Adapter, AdapterError, PubSub, Subscription};
+pub use pubsub::{Adapter, AdapterError, PubSub, RecvTimeoutError, Subscription, SubscriptionIter, TryRecvError};
 pub use scheduling::Scheduling;
 pub use serializer::Serializer;
 pub use socket::{ChannelHandle, Socket, SocketRef};
@@ -151,8 +158,9 @@ pub use subscriber_id::SubscriberId;
 pub use timer::TimerRef;
 pub use transport::long_poll::LongPollSettings;
 pub use transport::outbound::OutboundLimits;
-#[cfg(feature = "tls")]
-pub use transport::tls_config::{TlsConfig, TlsError};
+cfg_tls! {
+    pub use transport::tls_config::{TlsConfig, TlsError};
+}
 
 /// Compiles the README's example as a doc test, so it stays true.
 #[cfg(doctest)]

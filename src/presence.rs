@@ -16,18 +16,19 @@
 //! orders each key's metas by node name, then by when they were tracked, so every node
 //! lists the same topic the same way.
 
-#[cfg(feature = "redis")]
-mod remote;
-#[cfg(feature = "redis")]
-pub(crate) use remote::{Change, NodeState, TopicEntries};
+cfg_redis! {
+    pub(crate) mod remote;
+}
 
 mod by_key;
 mod external;
 mod hooks;
+mod replication;
 
 pub use external::PresenceHandle;
 pub(crate) use hooks::Hooks;
 pub use hooks::{PresenceChange, Presences};
+pub(crate) use replication::Replication;
 
 use crate::pubsub::PubSub;
 use crate::subscriber_id::SubscriberId;
@@ -37,6 +38,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -126,9 +128,18 @@ pub struct Presence {
     pubsub: PubSub,
     /// This node.
     local: NodeId,
-    /// This node's changes, for the other nodes of a cluster.
-    #[cfg(feature = "redis")]
-    feed: remote::Feed,
+    /// Where this node's changes go, once a cluster replicates them.
+    replication: OnceLock<Box<dyn Replication>>,
+}
+
+impl fmt::Debug for Presence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presence")
+            .field("node", &self.local)
+            .field("topics", &self.topics.lock().len())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Presence {
@@ -151,8 +162,7 @@ impl Presence {
             hooks,
             pubsub: pubsub.clone(),
             local,
-            #[cfg(feature = "redis")]
-            feed: remote::Feed::default(),
+            replication: OnceLock::new(),
         });
         let weak = std::sync::Arc::downgrade(&presence);
         let handle = std::thread::Builder::new()
@@ -198,8 +208,7 @@ impl Presence {
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         self.changed(topic, key, Some(&meta), None);
-        #[cfg(feature = "redis")]
-        self.feed.send(|| Change::Join { topic: topic.to_owned(), key: key.to_owned(), meta: meta.clone() });
+        self.replicate(|replication| replication.joined(topic, key, &meta));
         entries.push(Entry { owner, key: key.to_owned(), meta });
         self.owners.lock().entry(owner).or_default().insert(topic.to_owned());
         Ok(phx_ref)
@@ -228,14 +237,15 @@ impl Presence {
         }
         let old = std::mem::replace(&mut entry.meta, meta);
         self.changed(topic, key, Some(&entry.meta), Some(&old));
-        #[cfg(feature = "redis")]
-        self.feed.send(|| Change::Update {
-            topic: topic.to_owned(),
-            key: key.to_owned(),
-            prev_ref: remote::phx_ref_of(&old).to_owned(),
-            meta: entry.meta.clone(),
-        });
+        self.replicate(|replication| replication.updated(topic, key, &old, &entry.meta));
         Ok(phx_ref)
+    }
+
+    /// Hands a change of this node's entries to the replication, if there is one.
+    fn replicate(&self, change: impl FnOnce(&dyn Replication)) {
+        if let Some(replication) = self.replication.get() {
+            change(replication.as_ref());
+        }
     }
 
     /// Stops tracking `key` on `topic` for `owner`. Idempotent.
@@ -260,11 +270,7 @@ impl Presence {
                 let remove = matches(entry);
                 if remove {
                     self.changed(topic, &entry.key, None, Some(&entry.meta));
-                    #[cfg(feature = "redis")]
-                    self.feed.send(|| Change::Leave {
-                        topic: topic.to_owned(),
-                        phx_ref: remote::phx_ref_of(&entry.meta).to_owned(),
-                    });
+                    self.replicate(|replication| replication.left(topic, &entry.meta));
                 }
                 !remove
             });
@@ -429,7 +435,11 @@ mod tests {
         assert_eq!(joins["alice"]["metas"][1], json!({"s": "here", "phx_ref": second, "phx_ref_prev": first}));
         assert_eq!(payload["leaves"]["alice"]["metas"][0], json!({"s": "away", "phx_ref": first}));
         assert!(joins["bob"].is_object());
-        assert!(sub.recv_timeout(Duration::from_millis(100)).is_none(), "one diff for the burst");
+        assert_eq!(
+            sub.recv_timeout(Duration::from_millis(100)).err(),
+            Some(crate::pubsub::RecvTimeoutError::Timeout),
+            "one diff for the burst"
+        );
         p.stop();
     }
 

@@ -18,6 +18,14 @@
 /// latency. Choose [`Unchanged`](Scheduling::Unchanged) when the process shares its
 /// cores with latency-sensitive work of its own.
 ///
+/// The policy is a property of OS threads, so `Batch` changes the program's process: the
+/// endpoint's threads, and every thread that one of them spawns (a thread started in a
+/// channel callback inherits `SCHED_BATCH`). That matters most for a program that embeds
+/// the endpoint ([`Endpoint::adopt`](crate::Endpoint::adopt),
+/// [`EndpointBuilder::no_listener`](crate::EndpointBuilder::no_listener)); the threads
+/// the program started itself keep their policy. The endpoint's start log line (info)
+/// says which policy its traffic threads run under.
+///
 /// ```
 /// use phx_channels::{Endpoint, Scheduling};
 ///
@@ -40,6 +48,16 @@ pub enum Scheduling {
 }
 
 impl Scheduling {
+    /// What the endpoint's start log line says of the traffic threads' policy: it is a
+    /// change to the process that an operator should not have to discover.
+    pub(crate) fn log_note(self) -> &'static str {
+        if self == Scheduling::Batch && cfg!(target_os = "linux") {
+            "traffic threads run under SCHED_BATCH (Scheduling::Batch; threads their callbacks spawn inherit it)"
+        } else {
+            "traffic threads keep the process's scheduling policy"
+        }
+    }
+
     /// Applies this policy to the calling thread. A refusal is logged, never fatal.
     pub(crate) fn apply_to_current_thread(self) {
         if self == Scheduling::Batch {

@@ -116,6 +116,18 @@ pub struct Socket {
     pub(crate) caller: Option<CallFrom>,
 }
 
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("topic", &self.link.topic)
+            .field("join_ref", &self.link.join_ref)
+            .field("joined", &self.joined)
+            .field("assigns", &self.assigns)
+            .field("extra_topics", &self.extra.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Socket {
     pub(crate) fn new(link: Arc<ChannelLink>, assigns: Assigns, inbox: Inbox, runtime: &ChannelRuntime) -> Self {
         Socket {
@@ -445,6 +457,12 @@ impl Socket {
 pub struct SocketRef {
     link: Arc<ChannelLink>,
     msg_ref: Ref,
+}
+
+impl fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketRef").field("topic", &self.link.topic).field("msg_ref", &self.msg_ref).finish()
+    }
 }
 
 impl SocketRef {

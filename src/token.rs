@@ -293,6 +293,7 @@ impl TokenKey {
 /// Signs with options; from [`TokenKey::signer`]. Without options, it signs as
 /// [`TokenKey::sign`] does.
 #[derive(Clone, Debug)]
+#[must_use = "a signer does nothing until `sign` is called"]
 pub struct Signer<'k> {
     key: &'k TokenKey,
     signed_at: Option<SystemTime>,

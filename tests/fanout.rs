@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use phx_channels::client::Client;
 use phx_channels::serializer::{Serializer, ServerMessage};
-use phx_channels::{Error, OutboundLimits, Payload};
+use phx_channels::{
+    Adapter, AdapterError, Broadcast, Endpoint, Error, OutboundLimits, Payload, RecvTimeoutError, TryRecvError,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -337,8 +339,8 @@ fn subscribing_twice_from_the_endpoint_receives_twice() {
     let second = server.endpoint.subscribe("t:twice");
     assert_eq!(server.endpoint.pubsub().subscriber_count("t:twice"), 2);
     server.endpoint.broadcast("t:twice", "e", json!({})).unwrap();
-    assert!(first.recv_timeout(Duration::from_secs(5)).is_some());
-    assert!(second.recv_timeout(Duration::from_secs(5)).is_some());
+    assert!(first.recv_timeout(Duration::from_secs(5)).is_ok());
+    assert!(second.recv_timeout(Duration::from_secs(5)).is_ok());
 }
 
 #[test]
@@ -350,7 +352,7 @@ fn unsubscribe_ends_an_endpoint_subscription() {
     server.endpoint.unsubscribe(gone);
     assert_eq!(server.endpoint.pubsub().subscriber_count("t:unsub"), 1);
     server.endpoint.broadcast("t:unsub", "e", json!({})).unwrap();
-    assert!(kept.recv_timeout(Duration::from_secs(5)).is_some());
+    assert!(kept.recv_timeout(Duration::from_secs(5)).is_ok());
     drop(kept);
     assert_eq!(server.endpoint.pubsub().subscriber_count("t:unsub"), 0, "dropping unsubscribes too");
 }
@@ -365,8 +367,8 @@ fn endpoint_broadcast_from_skips_the_given_subscriber() {
     let mut skipped_client = server.joined("room:from");
     let handle = server.ctx.handle("room:from"); // the latest join: skipped_client's channel
     server.endpoint.broadcast_from(skipped.id(), "room:from", "e", json!({"n": 1})).unwrap();
-    assert!(reached.recv_timeout(Duration::from_secs(5)).is_some());
-    assert!(skipped.try_recv().is_none());
+    assert!(reached.recv_timeout(Duration::from_secs(5)).is_ok());
+    assert_eq!(skipped.try_recv().err(), Some(TryRecvError::Empty));
     expect_broadcast(&mut client, "room:from", "e", json!({"n": 1}));
     expect_broadcast(&mut skipped_client, "room:from", "e", json!({"n": 1}));
 
@@ -374,7 +376,7 @@ fn endpoint_broadcast_from_skips_the_given_subscriber() {
     expect_broadcast(&mut client, "room:from", "f", json!({}));
     let (before, _) = push_collect(&mut skipped_client, "room:from", "ok", json!({}));
     assert!(before.is_empty(), "the skipped channel's client got {:?}", events_of(&before));
-    assert!(skipped.recv_timeout(Duration::from_secs(5)).is_some());
+    assert!(skipped.recv_timeout(Duration::from_secs(5)).is_ok());
 }
 
 #[test]
@@ -391,7 +393,57 @@ fn local_broadcast_and_local_broadcast_from_deliver_on_this_node() {
     server.endpoint.pubsub().local_broadcast_from(sub.id(), "room:local", "l2", json!({})).unwrap();
     expect_broadcast(&mut client, "room:local", "l2", json!({}));
     assert_eq!(other.recv_timeout(Duration::from_secs(5)).unwrap().event, "l2");
-    assert!(sub.try_recv().is_none());
+    assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
+}
+
+#[test]
+fn a_subscription_tells_a_timeout_from_a_shutdown_and_iterates_until_the_shutdown() {
+    // P83
+    let endpoint = Endpoint::builder().no_listener().start().unwrap();
+    let sub = endpoint.subscribe("news");
+    assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
+    assert_eq!(sub.recv_timeout(Duration::from_millis(10)).err(), Some(RecvTimeoutError::Timeout));
+    endpoint.broadcast("news", "first", json!({})).unwrap();
+    endpoint.broadcast("news", "second", json!({})).unwrap();
+    endpoint.shutdown();
+    // What was queued before the shutdown still comes, then the end.
+    let events: Vec<String> = sub.iter().map(|broadcast| broadcast.event).collect();
+    assert_eq!(events, ["first", "second"]);
+    assert_eq!(sub.recv_timeout(Duration::from_secs(5)).err(), Some(RecvTimeoutError::Shutdown));
+    assert_eq!(sub.try_recv().err(), Some(TryRecvError::Shutdown));
+    assert!(matches!(sub.recv(), Err(Error::Shutdown)));
+    // A subscription taken after the shutdown is closed from the start.
+    let late = endpoint.subscribe("news");
+    assert_eq!(late.recv_timeout(Duration::from_secs(5)).err(), Some(RecvTimeoutError::Shutdown));
+    assert_eq!((&late).into_iter().count(), 0);
+}
+
+/// An adapter whose other nodes are unreachable.
+struct Unreachable;
+
+impl Adapter for Unreachable {
+    fn publish(&self, _broadcast: &Broadcast) -> Result<(), AdapterError> {
+        Err("the other nodes are unreachable".into())
+    }
+
+    fn direct_broadcast(&self, _node: &str, _broadcast: &Broadcast) -> Result<(), AdapterError> {
+        Err("the other nodes are unreachable".into())
+    }
+}
+
+#[test]
+fn an_adapter_failure_is_an_adapter_error_after_the_local_delivery() {
+    let endpoint = Endpoint::builder().no_listener().adapter(Unreachable).start().unwrap();
+    let sub = endpoint.subscribe("room:a");
+    let err = endpoint.broadcast("room:a", "e", json!({})).unwrap_err();
+    assert!(matches!(err, Error::Adapter(_)), "{err:?}");
+    assert_eq!(err.to_string(), "the pub/sub adapter failed: the other nodes are unreachable");
+    assert!(std::error::Error::source(&err).is_some());
+    assert_eq!(sub.recv_timeout(Duration::from_secs(5)).unwrap().event, "e", "delivered here all the same");
+    let err = endpoint.pubsub().direct_broadcast("elsewhere", "room:a", "e", json!({})).unwrap_err();
+    assert!(matches!(err, Error::Adapter(_)), "{err:?}");
+    endpoint.local_broadcast("room:a", "l", json!({})).expect("a local broadcast never reaches the adapter");
+    endpoint.shutdown();
 }
 
 // --- Who writes a broadcast ---------------------------------------------------------------
@@ -456,8 +508,9 @@ fn a_publisher_with_mail_waiting_hands_the_rest_of_its_fan_out_to_the_reactors()
 #[test]
 fn a_client_that_never_reads_is_closed_with_1008_while_others_keep_receiving() {
     // D3 (outbound queue limit), P72
-    let server =
-        server().mount("/slow", |s| s.outbound_limits(OutboundLimits { max_frames: 64, max_bytes: 64 * 1024 })).start();
+    let server = server()
+        .mount("/slow", |s| s.outbound_limits(OutboundLimits::default().max_frames(64).max_bytes(64 * 1024)))
+        .start();
     let mut slow = RawWs::connect(&server.addr, "/slow/websocket?vsn=2.0.0");
     slow.send_json(&json!(["1", "1", "room:flood", "phx_join", {}]));
     assert_eq!(slow.read_json()[4]["status"], json!("ok"));
@@ -501,8 +554,9 @@ fn a_broadcast_written_in_part_to_a_slow_client_is_finished_before_the_close_fra
     // nothing, until the queue overflows. Whatever reached the socket, in whole or in
     // part, must be finished: the client reads whole broadcasts in order, then 1008.
     // (The write-queue unit tests pin the case of a frame written in part.)
-    let server =
-        server().mount("/slow", |s| s.outbound_limits(OutboundLimits { max_frames: 2, max_bytes: 1 << 24 })).start();
+    let server = server()
+        .mount("/slow", |s| s.outbound_limits(OutboundLimits::default().max_frames(2).max_bytes(1 << 24)))
+        .start();
     let mut slow = RawWs::connect(&server.addr, "/slow/websocket?vsn=2.0.0");
     slow.send_json(&json!(["1", "1", "room:big", "phx_join", {}]));
     assert_eq!(slow.read_json()[4]["status"], json!("ok"));

@@ -432,7 +432,7 @@ fn a_join_flood_beyond_the_thread_cap_is_refused_with_a_reason() {
 #[test]
 fn a_client_that_never_reads_is_closed_while_others_keep_receiving() {
     let _serial = serial();
-    let limits = OutboundLimits { max_frames: 1000, max_bytes: 256 * 1024 };
+    let limits = OutboundLimits::default().max_frames(1000).max_bytes(256 * 1024);
     let server = server(|b| b, |s| s.outbound_limits(limits));
     let baseline = Baseline::take();
     let rss_before = rss_kib();

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use log::{Level, Log, Metadata, Record};
-use phx_channels::CheckOrigin;
+use phx_channels::{CheckOrigin, Endpoint, Scheduling};
 use serde_json::json;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
@@ -247,4 +247,26 @@ fn a_message_without_handle_info_is_logged_as_a_warning() {
     server.ctx.handle("bare:logw").send(1u8).unwrap();
     let (level, _) = wait_line(&["bare:logw", "unexpected message in handle_info"]);
     assert_eq!(level, Level::Warn);
+}
+
+#[test]
+fn the_start_line_says_which_scheduling_policy_the_traffic_threads_run_under() {
+    capture();
+    let batch = Endpoint::builder().bind("127.0.0.1:0").start().unwrap();
+    // The colon ends the address, so that port 4000 does not match 40001.
+    let (level, line) = wait_line(&[&format!("listening on {}:", batch.local_addr())]);
+    assert_eq!(level, Level::Info);
+    if cfg!(target_os = "linux") {
+        assert!(line.contains("traffic threads run under SCHED_BATCH"), "{line}");
+        assert!(line.contains("threads their callbacks spawn inherit it"), "{line}");
+    } else {
+        assert!(line.contains("traffic threads keep the process's scheduling policy"), "{line}");
+    }
+    batch.shutdown();
+
+    let unchanged = Endpoint::builder().bind("127.0.0.1:0").scheduling(Scheduling::Unchanged).start().unwrap();
+    let (_, line) = wait_line(&[&format!("listening on {}:", unchanged.local_addr())]);
+    assert!(line.contains("traffic threads keep the process's scheduling policy"), "{line}");
+    assert!(!line.contains("SCHED_BATCH"), "{line}");
+    unchanged.shutdown();
 }

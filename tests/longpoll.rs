@@ -414,7 +414,7 @@ fn a_frame_that_does_not_decode_ends_the_session() {
 
 #[test]
 fn output_past_the_limits_ends_the_session_as_a_slow_consumer() {
-    let limits = OutboundLimits { max_frames: 20, max_bytes: 1 << 20 };
+    let limits = OutboundLimits::default().max_frames(20).max_bytes(1 << 20);
     let server = server().socket(move |s| s.outbound_limits(limits).long_poll(LongPollSettings::new())).start();
     let mut lp = client(&server, V2);
     lp.connect();

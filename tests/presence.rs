@@ -338,7 +338,11 @@ fn an_update_is_one_diff_with_the_new_meta_in_joins_and_the_old_in_leaves() {
         "leaves": {"alice": {"metas": [{"status": "online", "phx_ref": old_ref}]}},
     });
     assert_eq!(sub_diff(&sub), expected);
-    assert!(sub.recv_timeout(Duration::from_millis(200)).is_none(), "the update is one diff");
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(200)).err(),
+        Some(phx_channels::RecvTimeoutError::Timeout),
+        "the update is one diff"
+    );
     assert_eq!(watcher.next_diff().1, expected, "clients get that same diff");
     assert_eq!(
         server.endpoint.presence().list(topic),
@@ -481,7 +485,7 @@ fn server_shutdown_removes_every_presence() {
     assert_eq!(server.endpoint.presence().list(topic), json!({}), "nothing is left after shutdown");
     // The clients are gone, but a plain subscriber still hears everyone leave.
     let mut left = BTreeSet::new();
-    while let Some(broadcast) = sub.try_recv() {
+    while let Ok(broadcast) = sub.try_recv() {
         let diff = checked_diff(&json_of(&broadcast.payload));
         left.extend(diff["leaves"].as_object().unwrap().keys().cloned());
     }
@@ -520,7 +524,11 @@ fn untrack_removes_the_presence_and_the_channel_lives_on() {
 
     let sub = server.endpoint.subscribe(topic);
     assert_eq!(alice.push("untrack", json!({})).status, "ok", "untrack is idempotent");
-    assert!(sub.recv_timeout(Duration::from_millis(150)).is_none(), "untracking nothing changes nothing");
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(150)).err(),
+        Some(phx_channels::RecvTimeoutError::Timeout),
+        "untracking nothing changes nothing"
+    );
     assert_alive(&mut alice.client);
     assert_eq!(json_of(&alice.push("list", json!({})).response), json!({}));
 }

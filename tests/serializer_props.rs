@@ -161,7 +161,7 @@ proptest! {
     /// V1 output has no join_ref (P34), so it reads back as `None`.
     #[test]
     fn json_server_pushes_round_trip(msg in message(text(24), push_event(text(24)), json_payload(json_object()))) {
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             let frame = serializer.encode_push(&msg).unwrap();
             prop_assert!(!frame.is_binary());
             let join_ref = if serializer == Serializer::V1 { None } else { msg.join_ref.clone() };
@@ -172,7 +172,7 @@ proptest! {
 
     #[test]
     fn json_server_replies_round_trip(reply in reply(text(24), json_payload(json()))) {
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             let frame = serializer.encode_reply(&reply).unwrap();
             prop_assert!(!frame.is_binary());
             let join_ref = if serializer == Serializer::V1 { None } else { reply.join_ref.clone() };
@@ -183,7 +183,7 @@ proptest! {
 
     #[test]
     fn json_server_broadcasts_round_trip(b in broadcast(text(24), json_payload(json_object()))) {
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             let frame = serializer.encode_broadcast(&b).unwrap();
             prop_assert!(!frame.is_binary());
             let expected = Message::new(b.topic.clone(), b.event.clone(), b.payload.clone());
@@ -285,7 +285,7 @@ proptest! {
     #[test]
     fn decoders_never_panic_on_arbitrary_bytes(bytes in vec(any::<u8>(), 0..512)) {
         let utf8 = std::str::from_utf8(&bytes).is_ok();
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             let client = serializer.decode(RawFrame::Text(&bytes)).map(drop);
             let server = serializer.decode_server(RawFrame::Text(&bytes)).map(drop);
             if !utf8 {
@@ -311,7 +311,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         byte in any::<u8>(),
     ) {
-        for serializer in Serializer::ALL {
+        for serializer in [Serializer::V1, Serializer::V2] {
             let Ok(frame) = serializer.encode_client(&msg) else { continue };
             let mut bytes = match frame {
                 ClientFrame::Text(text) => text.into_bytes(),

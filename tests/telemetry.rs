@@ -112,7 +112,7 @@ fn crashes_in_join_and_in_callbacks_are_reported() {
 
 #[test]
 fn a_slow_consumer_close_is_reported() {
-    let limits = OutboundLimits { max_frames: 20, max_bytes: 64 * 1024 };
+    let limits = OutboundLimits::default().max_frames(20).max_bytes(64 * 1024);
     let (server, seen) = observed(move |s| s.outbound_limits(limits));
     let mut stalled = server.client();
     stalled.join("room:slow", json!({})).unwrap();

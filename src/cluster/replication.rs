@@ -15,8 +15,9 @@ use super::link::{POLL, Shared};
 use super::publisher::Publish;
 use super::queue::QueueReceiver;
 use super::wire::{Envelope, Replication};
-use crate::presence::{Change, NodeId, Presence};
-use crossbeam_channel::{Receiver, Select};
+use crate::presence::remote::{Change, ChangeFeed};
+use crate::presence::{NodeId, Presence};
+use crossbeam_channel::Select;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -74,7 +75,7 @@ pub(super) struct Replicator {
     shared: Arc<Shared>,
     presence: Arc<Presence>,
     publish: Publish,
-    feed: Receiver<Change>,
+    feed: ChangeFeed,
     timing: Timing,
     /// The number of this node's last presence message.
     seq: u64,
@@ -110,7 +111,7 @@ impl Replicator {
             let wait = self.next_heartbeat.saturating_duration_since(Instant::now()).min(POLL);
             let mut select = Select::new();
             events.watch(&mut select);
-            select.recv(&self.feed);
+            select.recv(&self.feed.changes);
             let _ = select.ready_timeout(wait);
             while let Some(event) = events.try_recv() {
                 self.handle(event);
@@ -129,8 +130,8 @@ impl Replicator {
 
     /// Sends this node's changes since the last call, or its whole state if some were lost.
     fn send_changes(&mut self) {
-        let lost = self.presence.take_feed_lost();
-        let changes: Vec<Change> = self.feed.try_iter().collect();
+        let lost = self.feed.take_lost();
+        let changes: Vec<Change> = self.feed.changes.try_iter().collect();
         if lost {
             log::warn!("cluster: presence changes came faster than they could be sent; sending the whole state");
             self.seq += 1;
@@ -242,7 +243,7 @@ mod tests {
     use crate::cluster::losses::Losses;
     use crate::cluster::publisher::Outgoing;
     use crate::cluster::wire::{Kind, Origin};
-    use crate::presence::TopicEntries;
+    use crate::presence::remote::TopicEntries;
     use crate::pubsub::PubSub;
     use crate::stats::Stats;
     use crate::subscriber_id::SubscriberId;

@@ -30,7 +30,7 @@
 
 use crate::message::Broadcast;
 use crate::payload::Payload;
-use crate::presence::{Change, NodeState, TopicEntries};
+use crate::presence::remote::{Change, NodeState, TopicEntries};
 use crate::transport::long_poll::{Asker, RemoteAnswer, RemoteMethod, RemoteRequest, ReplyTo};
 use serde_json::{Map, Value};
 use std::fmt;

@@ -2,10 +2,9 @@
 
 use super::Endpoint;
 use super::config::{EndpointConfig, available_cores, default_node_name};
+use super::features::FeatureSettings;
 use super::running::Running;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
-#[cfg(feature = "redis")]
-use crate::cluster::{ClusterConfig, Joining};
 use crate::error::Error;
 use crate::origin::EndpointHosts;
 use crate::presence::{Hooks, NodeId, Presence, PresenceChange, Presences};
@@ -23,10 +22,9 @@ use crate::transport::listener;
 use crate::transport::long_poll::SessionTokens;
 use crate::transport::reactor::{Reactor, ReactorContext};
 use crate::transport::settings::TransportSettings;
-#[cfg(feature = "tls")]
-use crate::transport::tls_config::TlsConfig;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
@@ -36,6 +34,7 @@ use std::time::Duration;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Configures and starts an [`Endpoint`]. Get one with [`Endpoint::builder`].
+#[must_use = "an endpoint builder does nothing until `start` is called"]
 pub struct EndpointBuilder {
     /// None: no listener (connections come through `Endpoint::adopt` only).
     bind: Option<String>,
@@ -49,8 +48,23 @@ pub struct EndpointBuilder {
     adapter: Option<Arc<dyn Adapter>>,
     metrics_path: Option<String>,
     presence_hooks: Hooks,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsConfig>,
+    /// What the `tls` and `redis` builder methods set (`features.rs`).
+    pub(super) features: FeatureSettings,
+}
+
+impl fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret key base stays out.
+        let mut f = f.debug_struct("EndpointBuilder");
+        f.field("bind", &self.bind)
+            .field("host", &self.host)
+            .field("sockets", &self.mounts.iter().map(|(path, _)| path).collect::<Vec<_>>())
+            .field("statics", &self.statics.keys().collect::<Vec<_>>())
+            .field("metrics_path", &self.metrics_path)
+            .field("adapter", &self.adapter.is_some())
+            .field("features", &self.features);
+        f.finish_non_exhaustive()
+    }
 }
 
 impl EndpointBuilder {
@@ -65,8 +79,7 @@ impl EndpointBuilder {
             adapter: None,
             metrics_path: None,
             presence_hooks: Hooks::default(),
-            #[cfg(feature = "tls")]
-            tls: None,
+            features: FeatureSettings::default(),
         }
     }
 
@@ -79,6 +92,11 @@ impl EndpointBuilder {
 
     /// Starts no listener: every connection comes from another HTTP server of the
     /// program through [`Endpoint::adopt`]. [`Endpoint::local_addr`] is then `0.0.0.0:0`.
+    ///
+    /// The endpoint's traffic threads still run in the program's process under the
+    /// [`scheduling`](EndpointBuilder::scheduling) policy, `SCHED_BATCH` by default: a
+    /// process-level change (threads a callback spawns inherit it) that the start log
+    /// line states; see [`Endpoint::adopt`].
     ///
     /// ```
     /// # use phx_channels::{Channel, JoinResult, Payload, Socket, UserSocket};
@@ -175,7 +193,9 @@ impl EndpointBuilder {
     }
 
     /// How the OS schedules the traffic threads; default [`Scheduling::Batch`], which
-    /// costs the least CPU per message. See [`Scheduling`].
+    /// costs the least CPU per message. It changes the policy of threads of the
+    /// program's process (and of the threads callbacks spawn), so the start log line
+    /// says which policy is in force. See [`Scheduling`].
     pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
         self.config.scheduling = scheduling;
         self
@@ -355,83 +375,6 @@ impl EndpointBuilder {
         self
     }
 
-    /// Joins the cluster of every endpoint that uses the same Redis (and
-    /// [channel](EndpointBuilder::redis_channel)): broadcasts, socket-id disconnects and
-    /// presence reach every node, and a long-poll session is usable through every node
-    /// (feature `redis`). `url` is `redis://[:password@]host:port[/db]`. With long-poll,
-    /// every node needs the same [`secret_key_base`](EndpointBuilder::secret_key_base).
-    ///
-    /// [`start`](EndpointBuilder::start) returns once this node is subscribed, so a
-    /// broadcast made right after it reaches the other nodes. If Redis cannot be reached,
-    /// the endpoint starts all the same, serves its own clients and keeps trying
-    /// (see `redis_connected` and `redis_reconnects` in [`Endpoint::stats`]).
-    /// Publishing never waits for Redis: broadcasts for the other nodes are queued, and
-    /// those that cannot be sent are counted in `cluster_broadcasts_lost`.
-    ///
-    /// ```no_run
-    /// use phx_channels::{Endpoint, UserSocket};
-    /// # use phx_channels::{Channel, JoinResult, Payload, Socket};
-    /// # struct Room;
-    /// # impl Channel for Room {
-    /// #     fn join(&mut self, _: &str, _: &Payload, _: &mut Socket) -> JoinResult { Ok(Payload::empty()) }
-    /// # }
-    /// let endpoint = Endpoint::builder()
-    ///     .bind("0.0.0.0:4000")
-    ///     .socket("/socket", UserSocket::new().channel("room:*", |_| Room))
-    ///     .node_name("web-1")
-    ///     .redis("redis://10.0.0.5:6379/")
-    ///     .start()?;
-    /// // Every node's subscribers of room:lobby get it, once.
-    /// endpoint.broadcast("room:lobby", "new_msg", serde_json::json!({"body": "hi"}))?;
-    /// # Ok::<(), phx_channels::Error>(())
-    /// ```
-    #[cfg(feature = "redis")]
-    pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.config.redis_url = Some(url.into());
-        self
-    }
-
-    /// The Redis channel the cluster's nodes share; default `phx:cluster`. Clusters
-    /// that share a Redis need channels of their own.
-    #[cfg(feature = "redis")]
-    pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
-        self.config.redis_channel = channel.into();
-        self
-    }
-
-    /// How long a node of the cluster may stay silent (crashed, killed, cut off) before
-    /// the others take it for gone and its presences leave; default 30 s, as
-    /// Phoenix.Tracker's. At least 1 s. Nodes say they are alive every fifth of this
-    /// (at most every second), so a node is taken for gone between this period and
-    /// a fifth more.
-    #[cfg(feature = "redis")]
-    pub fn node_down_after(mut self, period: Duration) -> Self {
-        self.config.node_down_after = period;
-        self
-    }
-
-    /// Serves TLS only (`wss://`, `https://`) with this certificate and key (feature
-    /// `tls`). Plain HTTP on the port is refused with a `400` that says so.
-    ///
-    /// The TLS handshake runs on the reactors, within the
-    /// [handshake timeout](EndpointBuilder::handshake_timeout), and the bytes a client may
-    /// send before it completes are bounded by
-    /// [`max_header_bytes`](EndpointBuilder::max_header_bytes). A TLS connection's frames
-    /// are all written by its reactor: the shortcut that lets a channel thread write its
-    /// reply to an idle plain socket itself does not apply, so each batch of frames
-    /// costs a reactor wake-up (besides the encryption).
-    ///
-    /// ```no_run
-    /// # fn demo(builder: phx_channels::EndpointBuilder) -> Result<(), Box<dyn std::error::Error>> {
-    /// let endpoint = builder.tls(phx_channels::TlsConfig::from_pem_files("cert.pem", "key.pem")?).start()?;
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self, config: TlsConfig) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
     /// Binds the listener (unless [`no_listener`](EndpointBuilder::no_listener)) and
     /// starts the endpoint's threads; the server runs in the background until
     /// [`Endpoint::shutdown`].
@@ -481,15 +424,9 @@ impl EndpointBuilder {
         // the process has cores for them.
         let writers = available_cores().min(config.reactors + 1);
         let node: Arc<str> = config.node_name.clone().unwrap_or_else(default_node_name).into();
-        #[cfg(feature = "redis")]
         let long_poll_without_secret =
             self.secret_key_base.is_none() && self.mounts.iter().any(|(_, socket)| socket.settings.long_poll.is_some());
-        #[cfg(feature = "redis")]
-        let cluster = Self::cluster(self.adapter.is_some(), long_poll_without_secret, &config, &node, &stats)?;
-        #[cfg(feature = "redis")]
-        let adapter = cluster.as_ref().map(Joining::adapter).or(self.adapter);
-        #[cfg(not(feature = "redis"))]
-        let adapter = self.adapter;
+        let (adapter, pending) = self.features.begin(self.adapter, long_poll_without_secret, &node, &stats)?;
         let pubsub = PubSub::new(
             config.registry_shards,
             writers,
@@ -505,8 +442,7 @@ impl EndpointBuilder {
             config.telemetry.clone(),
             NodeId(node.to_string()),
         )?;
-        #[cfg(feature = "redis")]
-        let cluster = cluster.map(|c| c.start(pubsub.clone(), presence.clone())).transpose()?;
+        let started = pending.start(&pubsub, &presence)?;
         let runtime = Arc::new(ChannelRuntime {
             pubsub,
             presence,
@@ -558,8 +494,7 @@ impl EndpointBuilder {
                 None,
                 Vec::new(),
                 Vec::new(),
-                #[cfg(feature = "redis")]
-                cluster,
+                started.into_stop(),
             )));
         }
         let context = Arc::new(ReactorContext {
@@ -571,7 +506,7 @@ impl EndpointBuilder {
                 shutdown_timeout: config.shutdown_timeout,
                 tick,
                 #[cfg(feature = "tls")]
-                tls: self.tls.as_ref().map(TlsConfig::server),
+                tls: self.features.tls_server(),
             },
             handler: sockets.clone(),
             stats,
@@ -582,10 +517,7 @@ impl EndpointBuilder {
             tokens: SessionTokens::new(&secret_key_base, &node)?,
             forwarder: OnceLock::new(),
         });
-        #[cfg(feature = "redis")]
-        if let Some(cluster) = &cluster {
-            cluster.serve_long_poll(&context);
-        }
+        started.serve_long_poll(&context);
         let reactors = (0..config.reactors).map(|i| Reactor::new(context.clone(), i)).collect::<Result<Vec<_>, _>>()?;
         let mailboxes: Vec<_> = reactors.iter().map(Reactor::mailbox).collect();
         // Before any reactor runs: a long-poll request may move to any of them.
@@ -607,55 +539,21 @@ impl EndpointBuilder {
                     acceptor.run()
                 })?;
                 log::info!(
-                    "phx-channels endpoint listening on {local_addr}: at most {} connections and {} channel threads",
+                    "phx-channels endpoint listening on {local_addr}: at most {} connections and {} channel threads; {}",
                     config.max_connections,
-                    config.max_channel_threads
+                    config.max_channel_threads,
+                    scheduling.log_note()
                 );
                 Some((thread, stop, local_addr))
             }
             _ => {
-                log::info!("phx-channels endpoint started without a listener");
+                log::info!("phx-channels endpoint started without a listener; {}", scheduling.log_note());
                 None
             }
         };
         let local_addr = acceptor.as_ref().map(|(_, _, addr)| *addr);
         let acceptor = acceptor.map(|(thread, stop, _)| (thread, stop));
-        Ok(Endpoint::new(Running::new(
-            sockets,
-            config,
-            local_addr,
-            acceptor,
-            threads,
-            mailboxes,
-            #[cfg(feature = "redis")]
-            cluster,
-        )))
-    }
-
-    /// The cluster to join, if `redis` was set (its publisher starts here).
-    #[cfg(feature = "redis")]
-    fn cluster(
-        has_adapter: bool,
-        long_poll_without_secret: bool,
-        config: &EndpointConfig,
-        node: &str,
-        stats: &Arc<Stats>,
-    ) -> Result<Option<Joining>, Error> {
-        let Some(url) = &config.redis_url else { return Ok(None) };
-        if has_adapter {
-            return Err(Error::Config("an endpoint takes an adapter or redis, not both".into()));
-        }
-        if long_poll_without_secret {
-            return Err(Error::Config(
-                "a cluster's long-poll sessions need the secret_key_base every node shares: set one".into(),
-            ));
-        }
-        let cluster = ClusterConfig {
-            url: url.clone(),
-            channel: config.redis_channel.clone(),
-            down_after: config.node_down_after,
-        };
-        Joining::new(cluster, node, stats.clone()).map(Some)
+        Ok(Endpoint::new(Running::new(sockets, config, local_addr, acceptor, threads, mailboxes, started.into_stop())))
     }
 }
 

@@ -31,13 +31,6 @@ pub(crate) struct EndpointConfig {
     pub(crate) telemetry: Telemetry,
     /// This node's name; `None` for the default, `<host name>-<process id>`.
     pub(crate) node_name: Option<String>,
-    /// The Redis cluster to join, if any.
-    #[cfg(feature = "redis")]
-    pub(crate) redis_url: Option<String>,
-    #[cfg(feature = "redis")]
-    pub(crate) redis_channel: String,
-    #[cfg(feature = "redis")]
-    pub(crate) node_down_after: Duration,
 }
 
 /// The cores this process may run on (its CPU affinity and quota included).
@@ -69,12 +62,6 @@ impl Default for EndpointConfig {
             drain_batch_interval: Duration::from_secs(2),
             telemetry: Telemetry::default(),
             node_name: None,
-            #[cfg(feature = "redis")]
-            redis_url: None,
-            #[cfg(feature = "redis")]
-            redis_channel: crate::cluster::DEFAULT_CHANNEL.to_owned(),
-            #[cfg(feature = "redis")]
-            node_down_after: crate::cluster::DEFAULT_DOWN_AFTER,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod builder;
 mod config;
+mod features;
 pub(crate) mod in_memory;
 mod running;
 mod signals;
@@ -19,6 +20,7 @@ use crate::stats::StatsSnapshot;
 use crate::subscriber_id::SubscriberId;
 use in_memory::InMemoryConnections;
 use running::Running;
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -43,6 +45,15 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Endpoint {
     running: Arc<Running>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local_addr", &self.running.local_addr)
+            .field("node", &self.node_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -83,6 +94,14 @@ impl Endpoint {
     /// like any request head ([`max_header_bytes`](EndpointBuilder::max_header_bytes)),
     /// and the handshake timeout runs from now. Fails with [`Error::Shutdown`] once the
     /// endpoint is shutting down, and with [`Error::Io`] if the stream is unusable.
+    ///
+    /// The endpoint's traffic threads (reactors, connect workers, channel threads) run
+    /// under Linux's `SCHED_BATCH` by default ([`Scheduling`](crate::Scheduling)): a
+    /// change to those threads of the program's process, which any thread a callback
+    /// spawns inherits, and which the endpoint's start log line states. The program's
+    /// own threads keep their policy. A program that embeds the endpoint next to
+    /// latency-sensitive work of its own may prefer
+    /// [`Scheduling::Unchanged`](crate::Scheduling::Unchanged).
     ///
     /// ```no_run
     /// use std::io::Read;
@@ -156,8 +175,8 @@ impl Endpoint {
     /// let me = endpoint.subscribe("news");
     /// let other = endpoint.subscribe("news");
     /// endpoint.local_broadcast_from(me.id(), "news", "headline", serde_json::json!({}))?;
-    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_some());
-    /// assert!(me.try_recv().is_none());
+    /// assert!(other.recv_timeout(Duration::from_secs(1)).is_ok());
+    /// assert_eq!(me.try_recv().err(), Some(phx_channels::TryRecvError::Empty));
     /// # Ok::<(), phx_channels::Error>(())
     /// ```
     pub fn local_broadcast_from(

@@ -3,9 +3,8 @@
 //! cluster the link to the other nodes.
 
 use super::config::EndpointConfig;
+use super::features::StopLast;
 use super::in_memory::InMemoryConnections;
-#[cfg(feature = "redis")]
-use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::protocol::sockets::Sockets;
 use crate::telemetry::Event;
@@ -32,8 +31,8 @@ pub(super) struct Running {
     next_reactor: AtomicUsize,
     stopped: Mutex<bool>,
     stopped_signal: Condvar,
-    #[cfg(feature = "redis")]
-    cluster: Mutex<Option<Cluster>>,
+    /// The cluster's stop, if the endpoint joined one.
+    stop_last: Mutex<Option<StopLast>>,
 }
 
 impl Running {
@@ -44,7 +43,7 @@ impl Running {
         acceptor: Option<(JoinHandle<()>, AcceptorStop)>,
         reactors: Vec<JoinHandle<()>>,
         mailboxes: Vec<Arc<Mailbox>>,
-        #[cfg(feature = "redis")] cluster: Option<Cluster>,
+        stop_last: Option<StopLast>,
     ) -> Self {
         Running {
             sockets,
@@ -57,8 +56,7 @@ impl Running {
             next_reactor: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stopped_signal: Condvar::new(),
-            #[cfg(feature = "redis")]
-            cluster: Mutex::new(cluster),
+            stop_last: Mutex::new(stop_last),
         }
     }
 
@@ -89,10 +87,10 @@ impl Running {
         self.sockets.connect_pool.stop();
         runtime.timers.stop();
         runtime.presence.stop();
+        runtime.pubsub.close_subscriptions();
         // Last, so that the presences of the channels that ended leave the other nodes too.
-        #[cfg(feature = "redis")]
-        if let Some(cluster) = self.cluster.lock().take() {
-            cluster.stop();
+        if let Some(stop) = self.stop_last.lock().take() {
+            stop();
         }
         *stopped = true;
         self.stopped_signal.notify_all();

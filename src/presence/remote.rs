@@ -8,13 +8,13 @@
 //! their owner tracked them in, and an update keeps the entry's place, as it does on
 //! the owner.
 
-use super::{Entry, NodeId, Presence};
+use super::{Entry, NodeId, Presence, Replication};
 use crate::bounded::BoundedSender;
 use crate::subscriber_id::SubscriberId;
 use crossbeam_channel::Receiver;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One change of a node's entries.
@@ -38,27 +38,51 @@ pub(crate) struct TopicEntries {
 /// All of one node's entries.
 pub(crate) type NodeState = Vec<TopicEntries>;
 
-/// This node's changes, on their way to the cluster: off until the cluster takes them.
-#[derive(Default)]
-pub(super) struct Feed {
-    sender: OnceLock<BoundedSender<Change>>,
+/// This node's changes, on their way to the cluster: the tracker's [`Replication`].
+struct Feed {
+    sender: BoundedSender<Change>,
     /// Set when a change did not fit in the queue: the others need the whole state.
-    lost: AtomicBool,
+    lost: Arc<AtomicBool>,
 }
 
 impl Feed {
-    /// Queues the change `make` builds, if the feed is on.
-    pub(super) fn send(&self, make: impl FnOnce() -> Change) {
-        if let Some(sender) = self.sender.get()
-            && sender.try_send(make()).is_err()
-        {
+    fn send(&self, change: Change) {
+        if self.sender.try_send(change).is_err() {
             self.lost.store(true, Ordering::Relaxed);
         }
     }
 }
 
+impl Replication for Feed {
+    fn joined(&self, topic: &str, key: &str, meta: &Map<String, Value>) {
+        self.send(Change::Join { topic: topic.to_owned(), key: key.to_owned(), meta: meta.clone() });
+    }
+
+    fn updated(&self, topic: &str, key: &str, old: &Map<String, Value>, new: &Map<String, Value>) {
+        let prev_ref = phx_ref_of(old).to_owned();
+        self.send(Change::Update { topic: topic.to_owned(), key: key.to_owned(), prev_ref, meta: new.clone() });
+    }
+
+    fn left(&self, topic: &str, meta: &Map<String, Value>) {
+        self.send(Change::Leave { topic: topic.to_owned(), phx_ref: phx_ref_of(meta).to_owned() });
+    }
+}
+
+/// The cluster's end of the feed: this node's changes, in order.
+pub(crate) struct ChangeFeed {
+    pub(crate) changes: Receiver<Change>,
+    lost: Arc<AtomicBool>,
+}
+
+impl ChangeFeed {
+    /// Whether changes were dropped from the feed since the last call.
+    pub(crate) fn take_lost(&self) -> bool {
+        self.lost.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// The `phx_ref` of a meta ("" if it has none, which no meta of this tracker lacks).
-pub(super) fn phx_ref_of(meta: &Map<String, Value>) -> &str {
+fn phx_ref_of(meta: &Map<String, Value>) -> &str {
     meta.get("phx_ref").and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -69,16 +93,12 @@ fn position(entries: &[Entry], phx_ref: &str) -> Option<usize> {
 impl Presence {
     /// Turns the feed of this node's changes on: they arrive, in order, on the returned
     /// queue of `capacity`. Changes that do not fit are dropped and
-    /// [`take_feed_lost`](Presence::take_feed_lost) says so. Only the first call counts.
-    pub(crate) fn feed(&self, capacity: usize) -> Receiver<Change> {
-        let (sender, receiver) = BoundedSender::new(capacity);
-        let _ = self.feed.sender.set(sender);
-        receiver
-    }
-
-    /// Whether changes were dropped from the feed since the last call.
-    pub(crate) fn take_feed_lost(&self) -> bool {
-        self.feed.lost.swap(false, Ordering::Relaxed)
+    /// [`ChangeFeed::take_lost`] says so. Only the first call counts.
+    pub(crate) fn feed(&self, capacity: usize) -> ChangeFeed {
+        let (sender, changes) = BoundedSender::new(capacity);
+        let lost = Arc::new(AtomicBool::new(false));
+        let _ = self.replication.set(Box::new(Feed { sender, lost: lost.clone() }));
+        ChangeFeed { changes, lost }
     }
 
     /// Every entry this node owns.
@@ -215,7 +235,7 @@ mod tests {
     }
 
     /// Node a, whose changes are fed, and node b, which applies them (`replicate`).
-    fn pair() -> (Arc<Presence>, Arc<Presence>, Receiver<Change>) {
+    fn pair() -> (Arc<Presence>, Arc<Presence>, ChangeFeed) {
         let (a, _) = presence("a");
         let (b, _) = presence("b");
         let feed = a.feed(100);
@@ -223,8 +243,8 @@ mod tests {
     }
 
     /// Applies every change `a` fed so far to `b`.
-    fn replicate(feed: &Receiver<Change>, b: &Presence) {
-        b.apply_remote(&NodeId("a".into()), feed.try_iter().collect());
+    fn replicate(feed: &ChangeFeed, b: &Presence) {
+        b.apply_remote(&NodeId("a".into()), feed.changes.try_iter().collect());
     }
 
     #[test]
@@ -265,12 +285,12 @@ mod tests {
     #[test]
     fn a_full_feed_is_reported_as_lost() {
         let (a, _) = presence("a");
-        let _feed = a.feed(1);
+        let feed = a.feed(1);
         a.track(SubscriberId(1), "t", "alice", json!({})).unwrap();
-        assert!(!a.take_feed_lost());
+        assert!(!feed.take_lost());
         a.track(SubscriberId(2), "t", "bob", json!({})).unwrap();
-        assert!(a.take_feed_lost());
-        assert!(!a.take_feed_lost(), "reported once");
+        assert!(feed.take_lost());
+        assert!(!feed.take_lost(), "reported once");
         a.stop();
     }
 

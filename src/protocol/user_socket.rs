@@ -9,6 +9,7 @@ use crate::router::Route;
 use crate::socket::Assigns;
 use crate::transport::long_poll::LongPollSettings;
 use crate::transport::outbound::OutboundLimits;
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,12 +90,22 @@ impl Default for SocketSettings {
 ///     .max_channels(100);
 /// ```
 #[derive(Clone)]
+#[must_use = "a socket does nothing until it is mounted with `EndpointBuilder::socket`"]
 pub struct UserSocket {
     pub(crate) routes: Vec<Route>,
     pub(crate) connect: Arc<ConnectFn>,
     pub(crate) id: Arc<IdFn>,
     pub(crate) settings: SocketSettings,
     pub(crate) errors: Vec<String>,
+}
+
+impl fmt::Debug for UserSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSocket")
+            .field("channels", &self.routes.iter().map(|route| route.name).collect::<Vec<_>>())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for UserSocket {

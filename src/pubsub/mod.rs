@@ -1,9 +1,5 @@
 //! Broadcasting: the endpoint's PubSub, its subscriptions, and the seam for
 //! cross-node adapters.
-//!
-//! Phoenix's `!` variants (`broadcast!`, `broadcast_from!`) raise on failure; here every
-//! operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
-//! result is `broadcast`.
 
 mod fanout;
 mod pacer;
@@ -11,10 +7,9 @@ mod registry;
 mod subscriber;
 mod subscription;
 
-pub use crate::subscriber_id::SubscriberId;
 pub(crate) use registry::SubscriptionId;
 pub(crate) use subscriber::ChannelSubscriber;
-pub use subscription::Subscription;
+pub use subscription::{RecvTimeoutError, Subscription, SubscriptionIter, TryRecvError};
 
 use crate::bounded::BoundedSender;
 use crate::error::Error;
@@ -23,10 +18,12 @@ use crate::message::Broadcast;
 use crate::payload::Payload;
 use crate::socket::ChannelHandle;
 use crate::stats::Stats;
+use crate::subscriber_id::SubscriberId;
 use crate::transport::outbound::Outbound;
 use registry::Registry;
+use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use subscriber::Subscriber;
 
 /// What an [`Adapter`] may fail with.
@@ -94,15 +91,31 @@ struct Inner {
     subscription_capacity: usize,
     /// This node's name, for `direct_broadcast`.
     node: Arc<str>,
+    /// Set at shutdown: subscriptions are closed, and new ones start closed.
+    closed: AtomicBool,
 }
 
 /// The endpoint's broadcast API, for any thread.
+///
+/// Phoenix's `!` variants (`broadcast!`, `broadcast_from!`) raise on failure; here every
+/// operation returns a `Result`, so `broadcast(..)?` is `broadcast!` and ignoring the
+/// result is `broadcast`.
 ///
 /// Cheap to clone. Get one from [`Endpoint::pubsub`](crate::Endpoint::pubsub) or
 /// [`Socket::pubsub`](crate::Socket::pubsub).
 #[derive(Clone)]
 pub struct PubSub {
     inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSub")
+            .field("node", &self.inner.node)
+            .field("adapter", &self.inner.adapter.is_some())
+            .field("subscription_capacity", &self.inner.subscription_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PubSub {
@@ -124,6 +137,7 @@ impl PubSub {
                 ids: AtomicU64::new(1),
                 subscription_capacity,
                 node,
+                closed: AtomicBool::new(false),
             }),
         }
     }
@@ -205,7 +219,7 @@ impl PubSub {
         let adapter = self.inner.adapter.as_ref().ok_or_else(|| {
             Error::Config(format!("no cluster adapter is configured, so node {node:?} cannot be reached"))
         })?;
-        adapter.direct_broadcast(node, &broadcast).map_err(|err| Error::Io(std::io::Error::other(err)))
+        adapter.direct_broadcast(node, &broadcast).map_err(Error::Adapter)
     }
 
     /// Fans out a broadcast that an [`Adapter`] received from another node, on this node only.
@@ -231,7 +245,7 @@ impl PubSub {
         if reach == Reach::Cluster
             && let Some(adapter) = &self.inner.adapter
         {
-            adapter.publish(&broadcast).map_err(|err| Error::Io(std::io::Error::other(err)))?;
+            adapter.publish(&broadcast).map_err(Error::Adapter)?;
         }
         Ok(())
     }
@@ -246,7 +260,18 @@ impl PubSub {
         let owner = self.next_id();
         let (sender, receiver) = BoundedSender::new(self.inner.subscription_capacity);
         let id = self.add(topic, Subscriber::Plain { owner, sender }, || {});
+        // Checked after adding: a shutdown either found this subscription or is seen here.
+        if self.inner.closed.load(Ordering::SeqCst) {
+            self.remove(id, topic);
+        }
         Subscription { id, owner, topic: topic.to_owned(), receiver, pubsub: self.clone() }
+    }
+
+    /// Closes every [`Subscription`] at shutdown: each hands out what it holds, then
+    /// reports [`Error::Shutdown`] (or its operation's `Shutdown`).
+    pub(crate) fn close_subscriptions(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.registry.close_plain();
     }
 
     /// Ends a subscription (dropping it does the same).

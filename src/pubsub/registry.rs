@@ -106,6 +106,19 @@ impl Registry {
             .collect()
     }
 
+    /// Removes every [`Subscription`](crate::Subscription)'s sender, so that each one
+    /// reports the shutdown once it has handed out what was queued for it.
+    pub(super) fn close_plain(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.write();
+            shard.retain(|_, subscribers| {
+                subscribers.entries.retain(|(_, subscriber)| !matches!(subscriber, Subscriber::Plain { .. }));
+                subscribers.position = subscribers.entries.iter().enumerate().map(|(at, (id, _))| (*id, at)).collect();
+                !subscribers.entries.is_empty()
+            });
+        }
+    }
+
     /// Number of subscriptions on `topic`.
     pub(super) fn count(&self, topic: &str) -> usize {
         self.shard(topic).read().get(topic).map_or(0, |s| s.entries.len())

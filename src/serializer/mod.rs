@@ -91,6 +91,7 @@ impl Decoded {
 
 /// A wire format, chosen per connection by `vsn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Serializer {
     /// `vsn=1.0.x` or no vsn: JSON objects, no binary frames.
     V1,
@@ -99,9 +100,6 @@ pub enum Serializer {
 }
 
 impl Serializer {
-    /// Both formats, in a fixed order (handy for per-format caches).
-    pub const ALL: [Serializer; 2] = [Serializer::V1, Serializer::V2];
-
     /// Picks the serializer for a `vsn` parameter: absent means `1.0.0`;
     /// `1.0.x` is V1, `2.0.x` is V2; anything else is refused.
     pub fn negotiate(vsn: Option<&str>) -> Result<Serializer, VsnError> {
@@ -134,8 +132,8 @@ impl Serializer {
         }
     }
 
-    /// The index of this format in [`Serializer::ALL`].
-    pub fn index(self) -> usize {
+    /// This format's slot in a per-format cache: V1 0, V2 1.
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 

@@ -14,6 +14,7 @@ use crate::socket::ChannelHandle;
 use crate::subscriber_id::SubscriberId;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,16 @@ pub struct TestChannel {
     broadcasts: Mutex<VecDeque<Broadcast>>,
     /// Whom [`broadcast_from`](TestChannel::broadcast_from) skips: the test.
     from: SubscriberId,
+}
+
+impl fmt::Debug for TestChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestChannel")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestChannel {

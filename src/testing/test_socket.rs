@@ -47,6 +47,12 @@ pub struct TestSocket {
     pubsub: PubSub,
 }
 
+impl std::fmt::Debug for TestSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSocket").finish_non_exhaustive()
+    }
+}
+
 impl TestSocket {
     pub(super) fn new(wire: Arc<Wire>, pubsub: PubSub) -> TestSocket {
         TestSocket { wire, pubsub }

@@ -45,7 +45,19 @@ pub(crate) enum OutItem {
 }
 
 /// Bounds of one connection's queue of unwritten frames.
+///
+/// Start from the defaults and change what you need:
+///
+/// ```
+/// use phx_channels::{OutboundLimits, UserSocket};
+///
+/// let limits = OutboundLimits::default().max_frames(1_000).max_bytes(256 * 1024);
+/// assert_eq!((limits.max_frames, limits.max_bytes), (1_000, 256 * 1024));
+/// let socket = UserSocket::new().outbound_limits(limits);
+/// # drop(socket);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutboundLimits {
     /// Most frames waiting to be written.
     pub max_frames: usize,
@@ -54,8 +66,25 @@ pub struct OutboundLimits {
 }
 
 impl Default for OutboundLimits {
+    /// 10,000 frames, 4 MiB.
     fn default() -> Self {
         OutboundLimits { max_frames: 10_000, max_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+impl OutboundLimits {
+    /// Sets the most frames waiting to be written.
+    #[must_use]
+    pub fn max_frames(mut self, frames: usize) -> Self {
+        self.max_frames = frames;
+        self
+    }
+
+    /// Sets the most bytes waiting to be written.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
     }
 }
 

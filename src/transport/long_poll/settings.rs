@@ -36,6 +36,7 @@ impl Default for LongPollSettings {
 
 impl LongPollSettings {
     /// The defaults: a 10 s window, 8 000 000-byte bodies, tokens good for 14 days.
+    #[must_use]
     pub fn new() -> Self {
         LongPollSettings::default()
     }
@@ -43,6 +44,7 @@ impl LongPollSettings {
     /// How long a poll waits for output before it is answered with nothing (Phoenix's
     /// `window_ms`); default 10 s. A session whose client has not polled for 1.5 times
     /// this long is closed: its channels terminate with `{shutdown, closed}`.
+    #[must_use]
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window.max(Duration::from_millis(1));
         self
@@ -50,6 +52,7 @@ impl LongPollSettings {
 
     /// The largest request body a client may post; default 8 000 000 bytes (as Plug
     /// reads a body by default). A larger one is answered with HTTP 413.
+    #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
@@ -58,6 +61,7 @@ impl LongPollSettings {
     /// How long a session token stays valid after it was issued; default 14 days (as
     /// Phoenix's long-poll `crypto: [max_age: 1_209_600]`). A session lives until its
     /// client stops polling, but no longer than this.
+    #[must_use]
     pub fn token_max_age(mut self, max_age: MaxAge) -> Self {
         self.token_max_age = max_age;
         self
