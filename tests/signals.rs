@@ -57,7 +57,10 @@ fn start_server() -> (Child, String, BufReader<ChildStdout>) {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(output.read_line(&mut line).unwrap() > 0, "the server process ended before it listened");
+        if output.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("the server process ended ({status}) before it listened");
+        }
         // The test harness may print its own words before ours on the same line.
         if let Some(addr) = line.split("listening on ").nth(1) {
             return (child, addr.trim().to_owned(), output);
