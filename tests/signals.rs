@@ -44,8 +44,18 @@ fn serve_until_a_signal() {
     println!("drained");
 }
 
+/// The server process, killed if a failing test leaves it running.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the server process; returns it, its address and the rest of its output.
-fn start_server() -> (Child, String, BufReader<ChildStdout>) {
+fn start_server() -> (ServerProcess, String, BufReader<ChildStdout>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["serve_until_a_signal", "--exact", "--nocapture", "--test-threads=1"])
         .env(SERVER_ENV, "1")
@@ -54,13 +64,11 @@ fn start_server() -> (Child, String, BufReader<ChildStdout>) {
         .spawn()
         .expect("the server process starts");
     let mut output = BufReader::new(child.stdout.take().unwrap());
+    let child = ServerProcess(child);
     let mut line = String::new();
     loop {
         line.clear();
-        if output.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!("the server process ended ({status}) before it listened");
-        }
+        assert!(output.read_line(&mut line).unwrap() > 0, "the server process ended before it listened");
         // The test harness may print its own words before ours on the same line.
         if let Some(addr) = line.split("listening on ").nth(1) {
             return (child, addr.trim().to_owned(), output);
@@ -68,15 +76,14 @@ fn start_server() -> (Child, String, BufReader<ChildStdout>) {
     }
 }
 
-/// Waits up to `within` for `child` to exit; kills it and fails if it does not.
-fn exit_status(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+/// Waits up to `within` for the server to exit; fails (and so kills it) if it does not.
+fn exit_status(ServerProcess(child): &mut ServerProcess, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             panic!("the server did not exit within {within:?} of the signal");
         }
         std::thread::sleep(Duration::from_millis(20));
