@@ -96,7 +96,7 @@ fn sigterm_and_sigint_drain_the_server_and_it_exits_cleanly() {
         let (mut child, addr, output) = start_server();
         let mut client = Client::builder(addr).timeout(Duration::from_secs(10)).connect().unwrap();
         assert_eq!(client.join("room:lobby", json!({})).unwrap().status, "ok");
-        let killed = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+        let killed = Command::new("kill").arg(format!("-{signal}")).arg(child.0.id().to_string()).status().unwrap();
         assert!(killed.success());
         let close = client.wait_close().unwrap();
         assert_eq!(close.map(|(code, _)| code), Some(1012), "SIG{signal}: the drain closes clients with 1012");
