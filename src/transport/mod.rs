@@ -8,12 +8,14 @@
 pub(crate) mod acceptor;
 mod conn;
 mod framing;
+mod inflate;
 pub(crate) mod handler;
 pub(crate) mod http;
 pub(crate) mod listener;
 pub(crate) mod long_poll;
 pub(crate) mod mailbox;
 pub(crate) mod outbound;
+pub(crate) mod permessage_deflate;
 pub(crate) mod reactor;
 pub(crate) mod settings;
 mod socket_writer;
