@@ -21,7 +21,8 @@ pub struct Flags {
 impl Flags {
     /// Reads the command line of `program`, whose port is `default_port` unless told.
     pub fn parse(program: &str, default_port: u16) -> Result<Flags, String> {
-        let mut flags = Flags { port: default_port, redis: None, node: None, tls_cert: None, tls_key: None, compress: false };
+        let mut flags =
+            Flags { port: default_port, redis: None, node: None, tls_cert: None, tls_key: None, compress: false };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or(format!("{arg} needs a value"));

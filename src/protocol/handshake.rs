@@ -114,7 +114,8 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
     {
         response.headers_mut().insert("sec-websocket-protocol", value);
     }
-    let deflate = settings.compress.then(|| PerMessageDeflate::negotiate(headers.all("sec-websocket-extensions"))).flatten();
+    let deflate =
+        settings.compress.then(|| PerMessageDeflate::negotiate(headers.all("sec-websocket-extensions"))).flatten();
     if let Some(agreed) = &deflate
         && let Ok(value) = agreed.response().parse()
     {

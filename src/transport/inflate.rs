@@ -200,10 +200,8 @@ impl Inflater {
             let consumed = (decompress.total_in() - before_in) as usize;
             let produced = (decompress.total_out() - before_out) as usize;
             inflated.truncate(start + produced);
-            let status = status.map_err(|_| CloseWith {
-                code: close_code::INVALID_DATA,
-                reason: "invalid compressed data".into(),
-            })?;
+            let status = status
+                .map_err(|_| CloseWith { code: close_code::INVALID_DATA, reason: "invalid compressed data".into() })?;
             if inflated.len() > self.max_size {
                 return Err(CloseWith { code: close_code::TOO_BIG, reason: "message too large once inflated".into() });
             }

@@ -8,9 +8,9 @@
 pub(crate) mod acceptor;
 mod conn;
 mod framing;
-mod inflate;
 pub(crate) mod handler;
 pub(crate) mod http;
+mod inflate;
 pub(crate) mod listener;
 pub(crate) mod long_poll;
 pub(crate) mod mailbox;

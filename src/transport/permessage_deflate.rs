@@ -176,7 +176,12 @@ mod tests {
         );
         assert_eq!((agreed.client_window_bits, agreed.server_window_bits), (10, 9));
         assert!(agreed.client_no_context_takeover);
-        assert_eq!(PerMessageDeflate::negotiate(["permessage-deflate; client_max_window_bits=8"]).unwrap().inflate_window_bits(), 9);
+        assert_eq!(
+            PerMessageDeflate::negotiate(["permessage-deflate; client_max_window_bits=8"])
+                .unwrap()
+                .inflate_window_bits(),
+            9
+        );
     }
 
     #[test]
@@ -198,8 +203,12 @@ mod tests {
 
     #[test]
     fn the_first_acceptable_offer_wins() {
-        let offers = ["permessage-deflate; unknown, permessage-deflate; client_no_context_takeover", "permessage-deflate"];
-        assert_eq!(answer(&offers).unwrap(), "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+        let offers =
+            ["permessage-deflate; unknown, permessage-deflate; client_no_context_takeover", "permessage-deflate"];
+        assert_eq!(
+            answer(&offers).unwrap(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
         assert_eq!(answer(&["foo, permessage-deflate"]).unwrap(), "permessage-deflate; server_no_context_takeover");
     }
 }
