@@ -16,6 +16,8 @@ use std::io;
 
 /// What a socket read takes at most.
 const READ_CHUNK: usize = 4096;
+/// Buffers grown past this by a large message are given back once it is through.
+const KEEP_CAPACITY: usize = 64 * 1024;
 /// What one inflating step writes at most.
 const INFLATE_CHUNK: usize = 16 * 1024;
 /// The sync flush's empty block, which the sender dropped from each message.
@@ -82,8 +84,8 @@ impl Inflater {
                 buf[..n].copy_from_slice(&self.out[self.out_read..self.out_read + n]);
                 self.out_read += n;
                 if self.out_read == self.out.len() {
-                    self.out.clear();
                     self.out_read = 0;
+                    release(&mut self.out);
                 }
                 return Ok(n);
             }
@@ -118,6 +120,9 @@ impl Inflater {
             at = end;
         }
         self.raw.drain(..at);
+        if self.raw.is_empty() {
+            release(&mut self.raw);
+        }
     }
 
     /// A frame's header length and payload length, once the header is all there.
@@ -238,5 +243,15 @@ impl Inflater {
 
     fn fail(&mut self, code: u16, reason: &str) {
         self.failure = Some(CloseWith { code, reason: reason.into() });
+    }
+}
+
+/// Empties `buf`, and frees it if a large message grew it: an idle connection keeps
+/// little.
+fn release(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_CAPACITY {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
     }
 }
