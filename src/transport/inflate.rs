@@ -32,8 +32,8 @@ const CONTINUATION: u8 = 0x0;
 enum Fragmented {
     /// A plain one: its frames pass through to tungstenite.
     Plain,
-    /// A compressed one: its opcode and what it has inflated to so far.
-    Compressed { opcode: u8, inflated: Vec<u8> },
+    /// A compressed one, of this opcode; what it inflated to so far is in `inflated`.
+    Compressed { opcode: u8 },
 }
 
 pub(super) struct Inflater {
@@ -46,6 +46,8 @@ pub(super) struct Inflater {
     out: Vec<u8>,
     out_read: usize,
     fragmented: Option<Fragmented>,
+    /// The compressed message being inflated.
+    inflated: Vec<u8>,
     /// Made at the first compressed message; kept between messages only while the
     /// client carries its window over.
     decompress: Option<Decompress>,
@@ -63,6 +65,7 @@ impl Inflater {
             out: Vec::new(),
             out_read: 0,
             fragmented: None,
+            inflated: Vec::new(),
             decompress: None,
             failure: None,
         };
@@ -170,41 +173,44 @@ impl Inflater {
             return self.fail(close_code::PROTOCOL_ERROR, "unmasked frame from the client");
         }
         let key: [u8; 4] = frame[header - 4..header].try_into().expect("a masked header ends with its key");
-        let payload: Vec<u8> = frame[header..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
-        let (opcode, mut inflated) = match self.fragmented.take() {
-            Some(Fragmented::Compressed { opcode, inflated }) => (opcode, inflated),
-            _ => (opcode, Vec::new()),
+        let mut payload: Vec<u8> = frame[header..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        if fin {
+            payload.extend_from_slice(&SYNC_TAIL);
+        }
+        let opcode = match self.fragmented.take() {
+            Some(Fragmented::Compressed { opcode }) => opcode,
+            _ => opcode,
         };
-        if let Err(why) = self.inflate(&payload, &mut inflated) {
+        if let Err(why) = self.inflate(&payload) {
             return self.failure = Some(why);
         }
         if !fin {
-            self.fragmented = Some(Fragmented::Compressed { opcode, inflated });
+            self.fragmented = Some(Fragmented::Compressed { opcode });
             return;
-        }
-        if let Err(why) = self.inflate(&SYNC_TAIL, &mut inflated) {
-            return self.failure = Some(why);
         }
         if self.agreed.client_no_context_takeover {
             self.decompress = None;
         }
+        let inflated = std::mem::take(&mut self.inflated);
         self.emit(opcode, &inflated);
+        self.inflated = inflated;
+        release(&mut self.inflated);
     }
 
-    /// Inflates `input` onto `inflated`, never past the size limit.
-    fn inflate(&mut self, mut input: &[u8], inflated: &mut Vec<u8>) -> Result<(), CloseWith> {
+    /// Inflates `input` onto `self.inflated`, never past the size limit: each step has
+    /// room for at most one chunk more, and a message one byte past the limit fails.
+    fn inflate(&mut self, mut input: &[u8]) -> Result<(), CloseWith> {
         let bits = self.agreed.inflate_window_bits();
         let decompress = self.decompress.get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let inflated = &mut self.inflated;
+        // A first guess at the room a message needs, so a short one costs little.
+        let mut chunk = (input.len() * 4).clamp(256, INFLATE_CHUNK);
         loop {
-            // One byte past the limit is enough to know the message is too big.
-            let room = INFLATE_CHUNK.min(self.max_size.saturating_add(1) - inflated.len().min(self.max_size));
-            let start = inflated.len();
-            inflated.resize(start + room, 0);
-            let (before_in, before_out) = (decompress.total_in(), decompress.total_out());
-            let status = decompress.decompress(input, &mut inflated[start..], FlushDecompress::Sync);
+            let left = self.max_size.saturating_add(1).saturating_sub(inflated.len());
+            inflated.reserve_exact(chunk.min(left).max(1));
+            let before_in = decompress.total_in();
+            let status = decompress.decompress_vec(input, inflated, FlushDecompress::Sync);
             let consumed = (decompress.total_in() - before_in) as usize;
-            let produced = (decompress.total_out() - before_out) as usize;
-            inflated.truncate(start + produced);
             let status = status
                 .map_err(|_| CloseWith { code: close_code::INVALID_DATA, reason: "invalid compressed data".into() })?;
             if inflated.len() > self.max_size {
@@ -216,9 +222,11 @@ impl Inflater {
                 decompress.reset(false);
                 return Ok(());
             }
-            if produced < room && (input.is_empty() || consumed == 0 && produced == 0) {
+            let full = inflated.len() == inflated.capacity();
+            if !full && (input.is_empty() || consumed == 0) {
                 return Ok(());
             }
+            chunk = INFLATE_CHUNK;
         }
     }
 
