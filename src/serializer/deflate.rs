@@ -6,7 +6,7 @@
 //! go to every connection that negotiated compression.
 
 use flate2::{Compress, Compression, FlushCompress};
-use std::cell::RefCell;
+use parking_lot::Mutex;
 
 /// Payloads shorter than this go out plain (RFC 7692 lets the sender choose per
 /// message): a Phoenix message this short, compressed without earlier context, saves a
@@ -20,11 +20,12 @@ const LEVEL: u32 = 1;
 /// The empty stored block a sync flush ends with; RFC 7692 has the sender drop it.
 const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-thread_local! {
-    /// One compressor per thread, reset after each message: building one allocates
-    /// about 256 KiB.
-    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), false));
-}
+/// Compressors kept for the next message: building one allocates about 300 KiB and
+/// takes longer than compressing a short message. Shared by every thread (a channel
+/// thread each keeping its own would cost that much per channel), and only as many as
+/// compressed at once, at most `POOL_MAX`.
+static POOL: Mutex<Vec<Compress>> = Mutex::new(Vec::new());
+const POOL_MAX: usize = 16;
 
 /// Appends `payload` compressed as one permessage-deflate message to `out`. Returns
 /// false, with `out` as it was, when the result would not be shorter than `payload`.
@@ -32,14 +33,20 @@ pub(crate) fn compress(payload: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     // Room for the payload's own length only: a result that does not fit gains nothing.
     out.reserve(payload.len());
-    let done = COMPRESSOR.with(|compressor| {
-        let mut compressor = compressor.borrow_mut();
-        compressor.reset();
-        let ok = compressor.compress_vec(payload, out, FlushCompress::Sync).is_ok();
-        ok && compressor.total_in() == payload.len() as u64 && out.len() < out.capacity() && out.ends_with(&SYNC_TAIL)
-    });
-    let compressed = out.len() - start - SYNC_TAIL.len();
-    if done && compressed < payload.len() {
+    let taken = POOL.lock().pop();
+    let mut compressor = taken.unwrap_or_else(|| Compress::new(Compression::new(LEVEL), false));
+    let ok = compressor.compress_vec(payload, out, FlushCompress::Sync).is_ok();
+    let done =
+        ok && compressor.total_in() == payload.len() as u64 && out.len() < out.capacity() && out.ends_with(&SYNC_TAIL);
+    // Each message is compressed on its own: no window is carried to the next.
+    compressor.reset();
+    let mut pool = POOL.lock();
+    if pool.len() < POOL_MAX {
+        pool.push(compressor);
+    }
+    drop(pool);
+    // Done, the result ends with the sync tail, so it is at least that long.
+    if done && out.len() - start - SYNC_TAIL.len() < payload.len() {
         out.truncate(out.len() - SYNC_TAIL.len());
         true
     } else {
