@@ -276,8 +276,13 @@ fn rsv1_without_compression_agreed_closes_the_connection() {
 #[test]
 fn a_join_reply_and_pushes_are_compressed_too() {
     let server = compressing();
-    let mut ws = DeflateWs::connect(&server.addr, TARGET, "permessage-deflate");
-    join(&mut ws, "room:push");
+    // The join reply carries the socket's assigns, the connect params among them.
+    let pad = "abcdefgh".repeat(40);
+    let mut ws = DeflateWs::connect(&server.addr, &format!("{TARGET}&pad={pad}"), "permessage-deflate");
+    ws.send_json(&json!(["1", "1", "room:push", "phx_join", {"mode": "assigns"}]));
+    let reply = ws.read().unwrap();
+    assert!(reply.compressed, "a long join reply is compressed");
+    assert_eq!(reply.json()[4]["response"]["params"]["pad"], pad);
     let body = long_text(30);
     ws.send_json(&json!(["1", "2", "room:push", "push", {"event": "big", "payload": {"body": body}}]));
     let mut seen: Vec<Value> = Vec::new();

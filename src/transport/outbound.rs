@@ -201,8 +201,9 @@ impl Outbound {
     }
 
     /// `frame` as it goes to this connection: compressed when the connection negotiated
-    /// it and the frame is worth it.
-    fn for_wire(&self, frame: &Frame) -> Frame {
+    /// it and the frame is worth it. Every push does this; a frame already through it is
+    /// left as it is.
+    pub(crate) fn for_wire(&self, frame: &Frame) -> Frame {
         match &self.deflate {
             Some(deflate) if deflate.wants(frame) => {
                 stats::incr(self.stats.frames_deflated());
