@@ -176,7 +176,7 @@ impl Channel for Room {
 /// The demo's endpoint, but for its address and static pages: the rooms, and the
 /// presence fetch hook that names the people in them.
 /// The demo's socket and presence names on `builder`.
-fn chat(builder: EndpointBuilder, typing_expires: Duration) -> EndpointBuilder {
+fn chat(builder: EndpointBuilder, typing_expires: Duration, compress: bool) -> EndpointBuilder {
     let directory = Directory::default();
     let rooms = directory.clone();
     builder
@@ -185,7 +185,8 @@ fn chat(builder: EndpointBuilder, typing_expires: Duration) -> EndpointBuilder {
             "/socket",
             UserSocket::new()
                 .check_origin(CheckOrigin::SameAsRequest)
-                .channel("room:*", move |_| Room::new(rooms.clone(), typing_expires)),
+                .channel("room:*", move |_| Room::new(rooms.clone(), typing_expires))
+                .compress(compress),
         )
         .presence_fetch(move |_topic, presences| directory.fetch(presences))
 }
@@ -194,7 +195,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let flags = flags::Flags::parse("chat", 4000)?;
     let js = "text/javascript; charset=utf-8";
-    let endpoint = chat(flags.endpoint(NODE_DOWN_AFTER)?, TYPING_EXPIRES)
+    let compress = flags.compress;
+    let endpoint = chat(flags.endpoint(NODE_DOWN_AFTER)?, TYPING_EXPIRES, compress)
         .static_response("/", "text/html; charset=utf-8", &include_bytes!("chat/index.html")[..])
         .static_response("/app.js", js, &include_bytes!("chat/app.js")[..])
         .static_response("/phoenix.js", js, &include_bytes!("chat/phoenix.js")[..])
@@ -228,7 +230,7 @@ mod tests {
 
     #[test]
     fn presences_carry_the_display_name_fetched_for_each_user() {
-        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES)).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES, false)).unwrap();
         let ada = enter(&endpoint, "Ada");
         assert_eq!(ada.assert_push(PRESENCE_STATE), json!({}).into());
         let diff = ada.assert_push(PRESENCE_DIFF);
@@ -243,7 +245,7 @@ mod tests {
 
     #[test]
     fn typing_is_shown_to_the_others_until_it_expires() {
-        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES)).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), EXPIRES, false)).unwrap();
         let ada = enter(&endpoint, "Ada");
         let grace = enter(&endpoint, "Grace");
         ada.push("typing", json!({}));
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn sending_or_leaving_stops_typing_at_once() {
-        let endpoint = testing::endpoint(chat(Endpoint::builder(), Duration::from_secs(60))).unwrap();
+        let endpoint = testing::endpoint(chat(Endpoint::builder(), Duration::from_secs(60), false)).unwrap();
         let ada = enter(&endpoint, "Ada");
         let grace = enter(&endpoint, "Grace");
         ada.push("typing", json!({}));

@@ -251,12 +251,12 @@ const NODE_DOWN_AFTER: Duration = Duration::from_secs(3);
 
 /// Starts the fixture on `addr` (a test passes port 0 and asks the endpoint for its port).
 pub fn start(addr: &str) -> Result<Endpoint, phx_channels::Error> {
-    start_with(Endpoint::builder().bind(addr))
+    start_with(Endpoint::builder().bind(addr), false)
 }
 
 /// Starts the fixture's sockets on `builder` (which says where to listen, and may carry
-/// TLS and cluster settings).
-pub fn start_with(builder: EndpointBuilder) -> Result<Endpoint, phx_channels::Error> {
+/// TLS and cluster settings); with `compress`, every mount accepts permessage-deflate.
+pub fn start_with(builder: EndpointBuilder, compress: bool) -> Result<Endpoint, phx_channels::Error> {
     let limited = UserSocket::new()
         .check_origin(CheckOrigin::Allow(vec!["//example.com".into()]))
         .idle_timeout(Duration::from_millis(200))
@@ -273,11 +273,11 @@ pub fn start_with(builder: EndpointBuilder) -> Result<Endpoint, phx_channels::Er
         .long_poll(long_poll());
     builder
         .host("example.com")
-        .socket("/ws", user_socket(false))
-        .socket("/ws/admin", user_socket(false))
-        .socket("/ws/limited", limited)
-        .socket("/ws/connect_info", user_socket(true))
-        .socket("/bench", bench)
+        .socket("/ws", user_socket(false).compress(compress))
+        .socket("/ws/admin", user_socket(false).compress(compress))
+        .socket("/ws/limited", limited.compress(compress))
+        .socket("/ws/connect_info", user_socket(true).compress(compress))
+        .socket("/bench", bench.compress(compress))
         .max_channel_threads(30_000)
         .start()
 }
@@ -285,7 +285,8 @@ pub fn start_with(builder: EndpointBuilder) -> Result<Endpoint, phx_channels::Er
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let flags = flags::Flags::parse("parity", 4807)?;
-    let endpoint = start_with(flags.endpoint(NODE_DOWN_AFTER)?)?;
+    let compress = flags.compress;
+    let endpoint = start_with(flags.endpoint(NODE_DOWN_AFTER)?, compress)?;
     println!("parity fixture listening on {} (node {})", endpoint.local_addr(), endpoint.node_name());
     endpoint.wait();
     Ok(())

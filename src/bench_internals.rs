@@ -35,7 +35,7 @@ impl FanoutFixture {
         let outbounds: Vec<Arc<Outbound>> = (0..subscribers)
             .map(|slot| {
                 let key = ConnKey { slot, serial: 0 };
-                Arc::new(Outbound::new(key, mailbox.clone(), limits, stats.clone(), None))
+                Arc::new(Outbound::new(key, mailbox.clone(), limits, stats.clone(), None, None))
             })
             .collect();
         for (i, outbound) in outbounds.iter().enumerate() {

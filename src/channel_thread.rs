@@ -369,6 +369,9 @@ fn run_channel(start: ChannelStart, receiver: &InboxReceiver) {
                 // the join in the endpoint's counters.
                 stats::incr(stats.channels());
                 stats::incr(stats.joins_total());
+                // Compressed (if the connection compresses) before the topic's shard is
+                // locked for the subscription, not while it is.
+                let frame = link.outbound.for_wire(&frame);
                 let joined = OutItem::JoinResult { instance: link.instance, frame, joined: true };
                 let id = runtime.pubsub.subscribe_channel(&topic, subscriber, || {
                     let _ = link.outbound.push_control(joined);

@@ -84,6 +84,9 @@ counters! {
     Counter broadcasts,
     /// Frames encoded by the fastlane: at most one per wire format per broadcast.
     Counter broadcast_encodes,
+    /// Frames compressed for connections that negotiated permessage-deflate: a
+    /// broadcast's at most once per wire format, however many such subscribers it has.
+    Counter frames_deflated,
     /// Broadcast deliveries handed to connections by the fastlane.
     Counter fastlane_deliveries,
     /// Fastlane deliveries the publishing thread wrote to the socket itself; the others

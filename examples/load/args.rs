@@ -13,7 +13,9 @@ pub(crate) const USAGE: &str =
     "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|wake-floor|longpoll|client-echo|client-connect> [options]
   connect    --url URL -n N -k K [--hold S] [--threads T] [--inflight I] [--timeout S] [--server-pid PID]
   echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--server-pid PID]
+             [--deflate off|takeover|no-takeover]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]
+             [--deflate off|takeover|no-takeover]
              [--event broadcast|broadcast_from] [--topic T] [--server-pid PID]
              [--sub-urls URL,URL...] [--other-pids NAME=PID,...]
   raw-server --port P [--max-seconds S]
@@ -91,6 +93,38 @@ pub(crate) struct WsUrl {
     pub(crate) addr: SocketAddr,
     pub(crate) host: String,
     pub(crate) path: String,
+    /// The permessage-deflate offer the connections make (`--deflate`), if any.
+    pub(crate) deflate: Option<Deflate>,
+}
+
+/// How the connections offer permessage-deflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deflate {
+    /// As browsers do (`client_max_window_bits`): the client keeps its compressor's
+    /// window from message to message, so each connection has a compressor of its own.
+    Takeover,
+    /// With `client_no_context_takeover`: one compressor per client thread, reset
+    /// between messages.
+    NoTakeover,
+}
+
+impl Deflate {
+    /// `--deflate off|takeover|no-takeover` (default off).
+    pub(crate) fn from_args(args: &Args) -> Res<Option<Deflate>> {
+        match args.get("deflate", "off".to_owned())?.as_str() {
+            "off" => Ok(None),
+            "takeover" => Ok(Some(Deflate::Takeover)),
+            "no-takeover" => Ok(Some(Deflate::NoTakeover)),
+            other => Err(format!("--deflate {other:?}: off, takeover or no-takeover").into()),
+        }
+    }
+
+    pub(crate) fn offer(self) -> &'static str {
+        match self {
+            Deflate::Takeover => "permessage-deflate; client_max_window_bits",
+            Deflate::NoTakeover => "permessage-deflate; client_no_context_takeover",
+        }
+    }
 }
 
 impl WsUrl {
@@ -106,7 +140,7 @@ impl WsUrl {
             path.push(if path.contains('?') { '&' } else { '?' });
             path.push_str("vsn=2.0.0");
         }
-        Ok(WsUrl { addr, host: host.to_owned(), path })
+        Ok(WsUrl { addr, host: host.to_owned(), path, deflate: None })
     }
 }
 

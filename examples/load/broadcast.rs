@@ -3,7 +3,7 @@
 //! per delivery. With `--sub-urls` the subscribers are spread over several servers (the
 //! nodes of a cluster) and `--other-pids` reports their CPU, and Redis's.
 
-use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
+use crate::args::{Args, DEFAULT_URL, Deflate, WsUrl, args_url};
 use crate::client::Client;
 use crate::phoenix::{number_after, parse_head, reply_ok};
 use crate::probe::{CpuSample, Probe, clock_ticks, cpu_between, machine_between, machine_sample};
@@ -85,9 +85,8 @@ impl Handler for SubscriberHandler {
                 return;
             }
             if self.delivered == 0 {
-                // The payload plus the 2 or 4-byte header of a server frame.
-                let header = if data.len() < 126 { 2 } else { 4 };
-                self.shared.frame_bytes.store((data.len() + header) as u64, Relaxed);
+                // The frame as it came off the wire (compressed, if it was).
+                self.shared.frame_bytes.store(ws.last_frame_bytes as u64, Relaxed);
             }
             let latency = now.saturating_sub(t);
             self.hist.saturating_record(latency.max(1));
@@ -239,15 +238,42 @@ impl Handler for Publisher {
 
 fn broadcast_payload(seq: u64, t: u64, bytes: usize) -> String {
     let bare = format!(r#"{{"seq":{seq},"t":{t},"pad":""}}"#);
-    format!(r#"{{"seq":{seq},"t":{t},"pad":"{}"}}"#, "x".repeat(bytes.saturating_sub(bare.len())))
+    format!(r#"{{"seq":{seq},"t":{t},"pad":"{}"}}"#, prose(seq, bytes.saturating_sub(bare.len())))
+}
+
+/// `len` bytes of words drawn from a small vocabulary, different for each `seq`: text
+/// that compresses about as chat messages do (a run of one letter would compress to
+/// almost nothing and flatter compression).
+fn prose(seq: u64, len: usize) -> String {
+    const WORDS: [&str; 32] = [
+        "the", "room", "user", "joined", "left", "message", "typing", "online", "away", "lobby", "hello", "world",
+        "phoenix", "channel", "presence", "update", "status", "today", "meeting", "at", "noon", "see", "you", "there",
+        "ok", "thanks", "great", "news", "about", "release", "build", "tests",
+    ];
+    let mut state = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut text = String::with_capacity(len + 10);
+    while text.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        text.push(' ');
+    }
+    text.truncate(len);
+    text
 }
 
 pub(crate) fn broadcast(args: &Args) -> Res<()> {
-    let url = Arc::new(WsUrl::parse(&args.get("url", DEFAULT_URL.to_owned())?)?);
+    let deflate = Deflate::from_args(args)?;
+    let with_deflate = |mut url: WsUrl| {
+        url.deflate = deflate;
+        Arc::new(url)
+    };
+    let url = with_deflate(WsUrl::parse(&args.get("url", DEFAULT_URL.to_owned())?)?);
     // Subscribers are dealt round-robin over these servers (the nodes of a cluster);
     // the publisher uses --url.
     let sub_urls: Vec<Arc<WsUrl>> = match args.opt::<String>("sub-urls")? {
-        Some(list) => list.split(',').map(|u| WsUrl::parse(u).map(Arc::new)).collect::<Res<_>>()?,
+        Some(list) => list.split(',').map(|u| WsUrl::parse(u).map(with_deflate)).collect::<Res<_>>()?,
         None => vec![url.clone()],
     };
     let others = args.opt::<String>("other-pids")?.map_or(Ok(Vec::new()), |list| other_probes(&list))?;

@@ -1,7 +1,7 @@
 //! `echo` and `raw-echo`: closed-loop round trips, one request in flight per
 //! connection; their rate and latency, and the server's CPU per round trip.
 
-use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
+use crate::args::{Args, DEFAULT_URL, Deflate, WsUrl, args_url};
 use crate::client::Client;
 use crate::phoenix::{parse_head, reply_ok};
 use crate::probe::{Probe, clock_ticks, cpu_between, machine_between, machine_sample};
@@ -159,7 +159,9 @@ fn echo_worker(
 pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
     let mode = if raw { "raw-echo" } else { "echo" };
     let default_url = if raw { "ws://127.0.0.1:4900/".to_owned() } else { DEFAULT_URL.to_owned() };
-    let url = Arc::new(WsUrl::parse(&args.get("url", default_url)?)?);
+    let mut url = WsUrl::parse(&args.get("url", default_url)?)?;
+    url.deflate = Deflate::from_args(args)?;
+    let url = Arc::new(url);
     let c: usize = args.get("c", 1)?;
     let duration = args.secs("duration", 10.0)?;
     let warmup = args.secs("warmup", 1.0)?;

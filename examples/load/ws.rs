@@ -3,8 +3,10 @@
 //! that hears what happens on it; with the small helpers these need (the xorshift
 //! `Rng` for masks and keys, base64 for the key, a byte search).
 
-use crate::args::WsUrl;
+use crate::args::{Deflate, WsUrl};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use mio::net::TcpStream;
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +19,17 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 const MAX_FRAME: u64 = 64 * 1024 * 1024;
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+const RSV1: u8 = 0x40;
+/// The sync flush's empty block, which permessage-deflate drops from each message.
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+thread_local! {
+    /// The server compresses each message on its own (`server_no_context_takeover`), so
+    /// one decompressor per client thread, reset per message, inflates every connection's.
+    static INFLATER: RefCell<(Decompress, Vec<u8>)> = RefCell::new((Decompress::new(false), Vec::new()));
+    /// For `Deflate::NoTakeover`: one compressor per thread, reset per message.
+    static DEFLATER: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), false));
+}
 /// A connection that sent nothing for this long sends a Phoenix heartbeat.
 pub(crate) const HEARTBEAT_AFTER: Duration = Duration::from_secs(25);
 
@@ -47,6 +60,13 @@ pub(crate) struct Ws {
     rng: Rng,
     pub(crate) last_send: Instant,
     pub(crate) error: Option<String>,
+    /// The server agreed to permessage-deflate: sends are compressed, and frames with
+    /// RSV1 inflated.
+    deflate: Option<Deflate>,
+    /// The connection's own compressor, for `Deflate::Takeover`.
+    compressor: Option<Box<Compress>>,
+    /// The length on the wire of the last data frame received (compressed, if it was).
+    pub(crate) last_frame_bytes: usize,
 }
 
 impl Ws {
@@ -75,6 +95,9 @@ impl Ws {
             rng: Rng::new(rng.next()),
             last_send: Instant::now(),
             error: None,
+            deflate: None,
+            compressor: None,
+            last_frame_bytes: 0,
         }
     }
 
@@ -93,7 +116,7 @@ impl Ws {
         self.phase = Phase::Closed;
     }
 
-    /// Appends a masked frame to the write buffer.
+    /// Appends a masked frame to the write buffer (`opcode` may carry RSV1).
     fn queue_frame(&mut self, opcode: u8, data: &[u8]) {
         let len = data.len();
         self.wbuf.push(0x80 | opcode);
@@ -117,8 +140,31 @@ impl Ws {
 
     /// Queues a text frame (sent by the next `flush`).
     pub(crate) fn queue_text(&mut self, data: &[u8]) {
-        if self.phase == Phase::Open {
-            self.queue_frame(OP_TEXT, data);
+        if self.phase != Phase::Open {
+            return;
+        }
+        match self.deflate {
+            None => self.queue_frame(OP_TEXT, data),
+            Some(deflate) => {
+                let compressed = self.compress(deflate, data);
+                self.queue_frame(RSV1 | OP_TEXT, &compressed);
+            }
+        }
+    }
+
+    /// `data` compressed as one permessage-deflate message, as browsers compress every
+    /// message they send.
+    fn compress(&mut self, deflate: Deflate, data: &[u8]) -> Vec<u8> {
+        match deflate {
+            Deflate::Takeover => {
+                let own = self.compressor.get_or_insert_with(|| Box::new(Compress::new(Compression::default(), false)));
+                deflate_message(own, data)
+            }
+            Deflate::NoTakeover => DEFLATER.with(|compressor| {
+                let mut compressor = compressor.borrow_mut();
+                compressor.reset();
+                deflate_message(&mut compressor, data)
+            }),
         }
     }
 
@@ -159,10 +205,14 @@ impl Ws {
         }
     }
 
-    pub(crate) fn upgrade_request(&self, url: &WsUrl) -> String {
+    /// The upgrade request; it offers permessage-deflate as `url` says, and the answer
+    /// decides whether the connection uses it.
+    pub(crate) fn upgrade_request(&mut self, url: &WsUrl) -> String {
+        self.deflate = url.deflate;
+        let extensions = url.deflate.map_or(String::new(), |d| format!("Sec-WebSocket-Extensions: {}\r\n", d.offer()));
         format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: phx-channels-load\r\n\r\n",
+             Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: phx-channels-load\r\n{extensions}\r\n",
             url.path, url.host, self.key
         )
     }
@@ -204,9 +254,13 @@ fn process(ws: &mut Ws, data: &mut [u8], handler: &mut impl Handler) -> usize {
             }
             return 0;
         };
-        if let Err(why) = check_upgrade(&String::from_utf8_lossy(&data[..end]), &ws.accept) {
+        let head = String::from_utf8_lossy(&data[..end]);
+        if let Err(why) = check_upgrade(&head, &ws.accept) {
             ws.fail(why);
             return data.len();
+        }
+        if !head.to_ascii_lowercase().contains("sec-websocket-extensions: permessage-deflate") {
+            ws.deflate = None;
         }
         ws.phase = Phase::Open;
         pos = end + 4;
@@ -246,7 +300,20 @@ fn process(ws: &mut Ws, data: &mut [u8], handler: &mut impl Handler) -> usize {
         pos = end;
         let fin = b0 & 0x80 != 0;
         match b0 & 0x0f {
+            OP_TEXT | OP_BINARY if fin && b0 & RSV1 != 0 => {
+                ws.last_frame_bytes = total;
+                if ws.phase == Phase::Open {
+                    INFLATER.with(|inflater| {
+                        let (decompress, out) = &mut *inflater.borrow_mut();
+                        match inflate(decompress, &data[start..end], out) {
+                            Ok(()) => handler.message(ws, out),
+                            Err(why) => ws.fail(why),
+                        }
+                    });
+                }
+            }
             OP_TEXT | OP_BINARY if fin => {
+                ws.last_frame_bytes = total;
                 if ws.phase == Phase::Open {
                     handler.message(ws, &data[start..end]);
                 }
@@ -287,6 +354,42 @@ fn process(ws: &mut Ws, data: &mut [u8], handler: &mut impl Handler) -> usize {
         }
     }
     if ws.phase == Phase::Closed { data.len() } else { pos }
+}
+
+/// `data` through `compressor` with a sync flush, its empty block dropped.
+fn deflate_message(compressor: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let start = compressor.total_in();
+    let mut out = Vec::with_capacity(data.len() + 64);
+    loop {
+        out.reserve(64);
+        let consumed = (compressor.total_in() - start) as usize;
+        compressor.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync).expect("deflate");
+        if (compressor.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    out.truncate(out.len() - SYNC_TAIL.len());
+    out
+}
+
+/// Inflates one compressed message into `out`.
+fn inflate(decompress: &mut Decompress, compressed: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    decompress.reset(false);
+    out.clear();
+    for input in [compressed, &SYNC_TAIL[..]] {
+        let start = decompress.total_in();
+        loop {
+            out.reserve(4096);
+            let consumed = (decompress.total_in() - start) as usize;
+            decompress
+                .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+                .map_err(|err| format!("inflate: {err}"))?;
+            if (decompress.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads until the socket is empty, handing whole messages to `handler`.

@@ -1,7 +1,8 @@
 //! The command line the examples share: `--port P`; `--redis URL` `--node NAME` to join
 //! a cluster; `--tls-cert PEM` `--tls-key PEM` to serve TLS only. `--redis` needs the
 //! crate's `redis` feature and the TLS flags its `tls` feature; a build without the
-//! feature refuses the flag with a message naming it.
+//! feature refuses the flag with a message naming it. `--compress`: the program's sockets
+//! accept permessage-deflate.
 
 use phx_channels::{Endpoint, EndpointBuilder};
 use std::time::Duration;
@@ -13,12 +14,15 @@ pub struct Flags {
     node: Option<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    /// The sockets accept permessage-deflate (`UserSocket::compress`).
+    pub compress: bool,
 }
 
 impl Flags {
     /// Reads the command line of `program`, whose port is `default_port` unless told.
     pub fn parse(program: &str, default_port: u16) -> Result<Flags, String> {
-        let mut flags = Flags { port: default_port, redis: None, node: None, tls_cert: None, tls_key: None };
+        let mut flags =
+            Flags { port: default_port, redis: None, node: None, tls_cert: None, tls_key: None, compress: false };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -28,10 +32,11 @@ impl Flags {
                 "--node" => flags.node = Some(value()?),
                 "--tls-cert" => flags.tls_cert = Some(value()?),
                 "--tls-key" => flags.tls_key = Some(value()?),
+                "--compress" => flags.compress = true,
                 other => {
                     return Err(format!(
                         "unknown argument {other:?}; usage: {program} [--port PORT] [--redis URL [--node NAME]] \
-                         [--tls-cert PEM --tls-key PEM]"
+                         [--tls-cert PEM --tls-key PEM] [--compress]"
                     ));
                 }
             }

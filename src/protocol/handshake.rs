@@ -12,6 +12,7 @@ use crate::params::{Params, parse_query};
 use crate::serializer::Serializer;
 use crate::transport::handler::Peers;
 use crate::transport::http;
+use crate::transport::permessage_deflate::PerMessageDeflate;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub(super) struct Upgrade {
     pub(super) request: ConnectRequest,
     /// The `101 Switching Protocols` response.
     pub(super) response: Bytes,
+    /// permessage-deflate, if the socket compresses and the client offered it.
+    pub(super) deflate: Option<PerMessageDeflate>,
 }
 
 /// A request's headers, and the host and port it was sent to.
@@ -68,6 +71,11 @@ impl Headers {
     /// The first value of header `name` (lowercase).
     pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.list.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (lowercase), in order.
+    pub(super) fn all(&self, name: &'static str) -> impl Iterator<Item = &str> {
+        self.list.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -106,11 +114,18 @@ pub(super) fn decide(request: &Request, routes: &Routes, peers: Peers) -> Decisi
     {
         response.headers_mut().insert("sec-websocket-protocol", value);
     }
+    let deflate =
+        settings.compress.then(|| PerMessageDeflate::negotiate(headers.all("sec-websocket-extensions"))).flatten();
+    if let Some(agreed) = &deflate
+        && let Ok(value) = agreed.response().parse()
+    {
+        response.headers_mut().insert("sec-websocket-extensions", value);
+    }
     let mut head = Vec::with_capacity(256);
     if let Err(err) = write_response(&mut head, &response) {
         return Decision::Respond(http::text(400, &err.to_string()));
     }
-    Decision::Connect(Box::new(Upgrade { request: connect, response: Bytes::from(head) }))
+    Decision::Connect(Box::new(Upgrade { request: connect, response: Bytes::from(head), deflate }))
 }
 
 /// The socket's `check_origin` on the request's `Origin` header (a request without one

@@ -74,11 +74,11 @@ enum Transport {
 
 /// Runs the socket's `connect` and opens a session on the WebSocket, or refuses.
 fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink) -> Verdict {
-    let Upgrade { request, response } = upgrade;
+    let Upgrade { request, response, deflate } = upgrade;
     match run_connect(&request, &runtime, Transport::WebSocket) {
         Ok((assigns, id)) => {
             let settings = &request.mount.socket.settings;
-            let outbound = link.outbound(settings.outbound);
+            let outbound = link.outbound(settings.outbound, deflate);
             let (idle_timeout, max_frame_size) = (settings.idle_timeout, settings.max_frame_size);
             let ConnectRequest { mount, serializer, .. } = request;
             let session = Session::new(runtime, mount, serializer, assigns, id, outbound.clone());
@@ -88,6 +88,7 @@ fn connect(upgrade: Upgrade, runtime: Arc<ChannelRuntime>, link: &ConnectionLink
                 outbound,
                 idle_timeout,
                 max_frame_size,
+                deflate,
             }))
         }
         Err(refusal) => Verdict::Refuse(http::text(refusal.status, &refusal.body)),

@@ -53,6 +53,8 @@ pub(crate) struct SocketSettings {
     pub(crate) log_connect: Option<log::Level>,
     /// The long-poll transport, off unless set.
     pub(crate) long_poll: Option<LongPollSettings>,
+    /// permessage-deflate for WebSocket clients that offer it, off unless set.
+    pub(crate) compress: bool,
 }
 
 impl Default for SocketSettings {
@@ -68,6 +70,7 @@ impl Default for SocketSettings {
             outbound: OutboundLimits::default(),
             log_connect: Some(log::Level::Info),
             long_poll: None,
+            compress: false,
         }
     }
 }
@@ -225,6 +228,29 @@ impl UserSocket {
     /// The level of `CONNECTED TO` lines, or `None` for none; default info.
     pub fn log_connect(mut self, level: Option<log::Level>) -> Self {
         self.settings.log_connect = level;
+        self
+    }
+
+    /// Compresses WebSocket messages (permessage-deflate, RFC 7692) for clients that
+    /// offer it, as Phoenix's `websocket: [compress: true]`; off by default. Browsers
+    /// offer it on every connection.
+    ///
+    /// ```
+    /// use phx_channels::UserSocket;
+    ///
+    /// let socket = UserSocket::new().compress(true);
+    /// ```
+    ///
+    /// The server compresses each message on its own (it answers every offer with
+    /// `server_no_context_takeover`), so a broadcast is compressed once per wire format
+    /// and the same bytes go to every compressed subscriber; messages under 128 bytes,
+    /// and those compression does not shorten, go out plain. It honours the client's
+    /// `client_no_context_takeover`, `client_max_window_bits` and
+    /// `server_max_window_bits`, and declines offers it cannot honour. A compressed
+    /// message that inflates past [`max_frame_size`](UserSocket::max_frame_size) closes
+    /// the connection with 1009, as an oversized frame does, once it passes the limit.
+    pub fn compress(mut self, enabled: bool) -> Self {
+        self.settings.compress = enabled;
         self
     }
 

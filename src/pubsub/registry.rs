@@ -23,6 +23,7 @@ use crate::serializer::{Frame, Serializer};
 use crate::stats::{self, Stats};
 use crate::subscriber_id::SubscriberId;
 use crate::transport::outbound::OutItem;
+use crate::transport::permessage_deflate::PerMessageDeflate;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -163,7 +164,8 @@ impl Registry {
                     }
                 }
                 Subscriber::Channel(channel) => {
-                    if let Some(frame) = frames.get(channel.serializer, broadcast, stats) {
+                    let deflate = channel.outbound.deflate();
+                    if let Some(frame) = frames.get(channel.serializer, deflate, broadcast, stats) {
                         fanout.add(channel.outbound.clone(), frame.clone());
                     }
                 }
@@ -188,13 +190,31 @@ impl Registry {
     }
 }
 
-/// A broadcast's fastlane frames, encoded on first use: at most one per wire format.
+/// A broadcast's fastlane frames, encoded on first use: at most one per wire format,
+/// and at most one compressed copy of it, made only if a subscriber compresses.
 #[derive(Default)]
-struct Frames([Option<Option<Frame>>; 2]);
+struct Frames {
+    plain: [Option<Option<Frame>>; 2],
+    deflated: [Option<Frame>; 2],
+}
 
 impl Frames {
-    fn get(&mut self, serializer: Serializer, broadcast: &Broadcast, stats: &Stats) -> Option<&Frame> {
-        self.0[serializer.index()].get_or_insert_with(|| encode(serializer, broadcast, stats)).as_ref()
+    fn get(
+        &mut self,
+        serializer: Serializer,
+        deflate: Option<&PerMessageDeflate>,
+        broadcast: &Broadcast,
+        stats: &Stats,
+    ) -> Option<&Frame> {
+        let at = serializer.index();
+        let plain = self.plain[at].get_or_insert_with(|| encode(serializer, broadcast, stats)).as_ref()?;
+        match deflate {
+            Some(deflate) if deflate.wants(plain) => Some(self.deflated[at].get_or_insert_with(|| {
+                stats::incr(stats.frames_deflated());
+                plain.deflated()
+            })),
+            _ => Some(plain),
+        }
     }
 }
 

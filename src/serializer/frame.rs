@@ -22,6 +22,18 @@ pub(crate) enum Opcode {
 pub struct Frame {
     bytes: Bytes,
     binary: bool,
+    deflate: Deflate,
+}
+
+/// Where a frame stands with permessage-deflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deflate {
+    /// As encoded: a compressed connection may still deflate it.
+    Untried,
+    /// Compressed (RSV1 set).
+    Done,
+    /// Deflating did not make it shorter: it goes out as it is.
+    Declined,
 }
 
 impl Frame {
@@ -48,6 +60,36 @@ impl Frame {
     /// The payload: the frame without its WebSocket header.
     pub fn payload(&self) -> &[u8] {
         &self.bytes[header_len(self.bytes.len())..]
+    }
+
+    /// Whether this is a data frame a compressed connection would send deflated: not
+    /// tried yet, and long enough to gain from it.
+    pub(crate) fn worth_deflating(&self) -> bool {
+        self.deflate == Deflate::Untried
+            && self.bytes[0] & 0x0f != Opcode::Close as u8
+            && self.payload().len() >= super::deflate::MIN_PAYLOAD
+    }
+
+    /// This data frame compressed on its own (no context from earlier messages), so the
+    /// same bytes suit every connection that negotiated permessage-deflate; the frame as
+    /// it is when compressing does not make it shorter.
+    pub(crate) fn deflated(&self) -> Frame {
+        let payload = self.payload();
+        let mut out = FrameWriter::new(self.opcode(), payload.len());
+        out.deflated = true;
+        if super::deflate::compress(payload, out.buf()) {
+            out.finish()
+        } else {
+            Frame { deflate: Deflate::Declined, ..self.clone() }
+        }
+    }
+
+    fn opcode(&self) -> Opcode {
+        match self.bytes[0] & 0x0f {
+            0x1 => Opcode::Text,
+            0x2 => Opcode::Binary,
+            _ => Opcode::Close,
+        }
     }
 
     /// A close frame with `code` and a reason (truncated to fit a control frame).
@@ -78,6 +120,8 @@ fn header_len(total: usize) -> usize {
 pub(crate) struct FrameWriter {
     buf: Vec<u8>,
     opcode: Opcode,
+    /// The payload is compressed: RSV1 is set.
+    deflated: bool,
 }
 
 impl FrameWriter {
@@ -85,7 +129,7 @@ impl FrameWriter {
     pub(crate) fn new(opcode: Opcode, payload_hint: usize) -> Self {
         let mut buf = Vec::with_capacity(MAX_HEADER + payload_hint);
         buf.resize(MAX_HEADER, 0);
-        FrameWriter { buf, opcode }
+        FrameWriter { buf, opcode, deflated: false }
     }
 
     /// The buffer to append the payload to.
@@ -96,7 +140,7 @@ impl FrameWriter {
     /// Puts the header in front of the payload and freezes the frame.
     pub(crate) fn finish(mut self) -> Frame {
         let len = self.buf.len() - MAX_HEADER;
-        let first = 0x80 | self.opcode as u8;
+        let first = 0x80 | if self.deflated { 0x40 } else { 0 } | self.opcode as u8;
         let start = if len <= 125 {
             self.buf[MAX_HEADER - 2..MAX_HEADER].copy_from_slice(&[first, len as u8]);
             MAX_HEADER - 2
@@ -111,7 +155,8 @@ impl FrameWriter {
             0
         };
         let binary = self.opcode == Opcode::Binary;
-        Frame { bytes: Bytes::from(self.buf).slice(start..), binary }
+        let deflate = if self.deflated { Deflate::Done } else { Deflate::Untried };
+        Frame { bytes: Bytes::from(self.buf).slice(start..), binary, deflate }
     }
 }
 

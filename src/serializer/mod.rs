@@ -7,6 +7,7 @@
 //! the blocking [`client`](crate::client).
 
 mod binary;
+mod deflate;
 mod error;
 mod frame;
 mod v1;

@@ -226,7 +226,7 @@ fn open(endpoint: &Endpoint, mount: Arc<Mount>, assigns: Assigns, id: Option<Str
     let mailbox = Arc::new(Mailbox::new(waker));
     let limits = mount.socket.settings.outbound;
     let key = ConnKey { slot: 0, serial: 0 };
-    let outbound = Arc::new(Outbound::new(key, mailbox.clone(), limits, runtime.stats.clone(), None));
+    let outbound = Arc::new(Outbound::new(key, mailbox.clone(), limits, runtime.stats.clone(), None, None));
     let pubsub = runtime.pubsub.clone();
     let session = Session::new(runtime, mount, SERIALIZER, assigns, id, outbound.clone());
     let slot = Arc::new(Mutex::new(Some(session)));

@@ -4,6 +4,7 @@
 //! deadline.
 
 use super::handler::{ConnectionHandler, Disconnect, Hangup, Opened, Peers};
+use super::inflate::Inflater;
 use super::long_poll::LongPollRequest;
 use super::outbound::OutItem;
 use super::socket_writer::SocketWriter;
@@ -43,7 +44,13 @@ pub(super) enum State {
     /// Waiting for the application's verdict; what the client sent after its request.
     Deciding { tail: Vec<u8> },
     /// Speaking WebSocket.
-    Open { ws: Box<WebSocketContext>, handler: Box<dyn ConnectionHandler>, idle: Duration },
+    /// `inflater` is there when the connection negotiated permessage-deflate.
+    Open {
+        ws: Box<WebSocketContext>,
+        handler: Box<dyn ConnectionHandler>,
+        idle: Duration,
+        inflater: Option<Box<Inflater>>,
+    },
     /// A long-poll request: reading its body, `length` bytes in all.
     Body { request: Box<LongPollRequest>, length: usize },
     /// A long-poll `GET` held until its session (by serial) has output or its window ends.
@@ -98,6 +105,8 @@ pub(super) struct Conn {
 /// close replies) are collected so they can join the connection's write queue in order.
 struct WsIo<'a> {
     stream: &'a mut Stream,
+    /// Inflates compressed messages on their way in, when the connection compresses.
+    inflater: Option<&'a mut Inflater>,
     written: &'a mut Vec<u8>,
     read: usize,
     /// A read returned less than asked: the socket is empty for now. Reading again
@@ -108,6 +117,9 @@ struct WsIo<'a> {
 
 impl Read for WsIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(inflater) = self.inflater.as_deref_mut() {
+            return inflater.read(self.stream, buf, &mut self.read);
+        }
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -258,15 +270,19 @@ impl Conn {
     /// The application accepted the upgrade: speak WebSocket from here on.
     pub(super) fn open(&mut self, opened: Opened, stats: &Stats) {
         let State::Deciding { tail } = std::mem::replace(&mut self.state, State::Closing) else { return };
-        let Opened { response, handler, outbound, idle_timeout, max_frame_size } = opened;
+        let Opened { response, handler, outbound, idle_timeout, max_frame_size, deflate } = opened;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .max_frame_size(Some(max_frame_size))
             .max_message_size(Some(max_frame_size));
+        let (tail, inflater) = match deflate {
+            Some(agreed) => (Vec::new(), Some(Box::new(Inflater::new(agreed, max_frame_size, tail)))),
+            None => (tail, None),
+        };
         let ws = WebSocketContext::from_partially_read(tail, Role::Server, Some(config));
         self.writer.queue().push(response);
         self.writer.attach(outbound);
-        self.state = State::Open { ws: Box::new(ws), handler, idle: idle_timeout };
+        self.state = State::Open { ws: Box::new(ws), handler, idle: idle_timeout, inflater };
         self.deadline = Instant::now() + idle_timeout;
         stats::incr(stats.connections());
         stats::incr(stats.connections_total());
@@ -275,14 +291,21 @@ impl Conn {
     /// Reads and handles every frame the socket has. Returns the close the
     /// connection must make, if any; a client that went away ends the session here.
     pub(super) fn read_frames(&mut self, stats: &Stats) -> Option<CloseWith> {
-        let State::Open { ws, handler, idle } = &mut self.state else { return None };
+        let State::Open { ws, handler, idle, inflater } = &mut self.state else { return None };
         let mut written = Vec::new();
         let (stream, out) = self.writer.parts();
-        let mut io = WsIo { stream, written: &mut written, read: 0, drained: false };
+        let mut io = WsIo { stream, inflater: inflater.as_deref_mut(), written: &mut written, read: 0, drained: false };
         let mut close = None;
         let mut peer_closed = false;
         loop {
-            let frame = match ws.read(&mut io) {
+            let read = ws.read(&mut io);
+            if read.is_err()
+                && let Some(why) = io.inflater.as_deref_mut().and_then(Inflater::take_failure)
+            {
+                close = Some(why);
+                break;
+            }
+            let frame = match read {
                 Ok(WsMessage::Text(text)) => receive(handler.as_mut(), RawFrame::Text(text.as_bytes()), out, stats),
                 Ok(WsMessage::Binary(bytes)) => receive(handler.as_mut(), RawFrame::Binary(&bytes), out, stats),
                 Ok(WsMessage::Close(_)) => {

@@ -13,6 +13,7 @@
 use super::long_poll::LongPollSettings;
 use super::mailbox::{ConnKey, Mailbox};
 use super::outbound::{OutItem, Outbound, OutboundLimits};
+use super::permessage_deflate::PerMessageDeflate;
 use super::write_queue::WriteQueue;
 use crate::serializer::RawFrame;
 use crate::stats::Stats;
@@ -119,8 +120,10 @@ pub(crate) struct Opened {
     pub(crate) outbound: Arc<Outbound>,
     /// Closes the connection after this long without data from the client.
     pub(crate) idle_timeout: Duration,
-    /// The largest frame and message the client may send.
+    /// The largest frame and message the client may send (inflated, if compressed).
     pub(crate) max_frame_size: usize,
+    /// permessage-deflate, if the connection negotiated it.
+    pub(crate) deflate: Option<PerMessageDeflate>,
 }
 
 /// A long-poll session the application accepted.
@@ -183,10 +186,11 @@ impl ConnectionLink {
         ConnectionLink { back, stream }
     }
 
-    /// The connection's outbound queue, with `limits`.
-    pub(crate) fn outbound(&self, limits: OutboundLimits) -> Arc<Outbound> {
+    /// The connection's outbound queue, with `limits`; frames worth it go out
+    /// compressed when the connection negotiated `deflate`.
+    pub(crate) fn outbound(&self, limits: OutboundLimits, deflate: Option<PerMessageDeflate>) -> Arc<Outbound> {
         let WayBack { key, mailbox, stats, .. } = &self.back;
-        Arc::new(Outbound::new(*key, mailbox.clone(), limits, stats.clone(), self.stream.clone()))
+        Arc::new(Outbound::new(*key, mailbox.clone(), limits, stats.clone(), self.stream.clone(), deflate))
     }
 
     /// Hands the verdict to the connection's reactor.

@@ -17,6 +17,7 @@
 //! writes cost less.
 
 use super::mailbox::{ConnKey, Mailbox, Recipient};
+use super::permessage_deflate::PerMessageDeflate;
 use super::write_queue::{WriteQueue, Written};
 use crate::serializer::Frame;
 use crate::stats::{self, Stats};
@@ -120,6 +121,9 @@ pub(crate) struct Outbound {
     mailbox: Arc<Mailbox>,
     limits: OutboundLimits,
     stats: Arc<Stats>,
+    /// permessage-deflate, if the connection negotiated it: frames worth compressing
+    /// are compressed here, by the producer, before they are queued.
+    deflate: Option<PerMessageDeflate>,
     state: Mutex<State>,
 }
 
@@ -157,14 +161,15 @@ impl Outbound {
         limits: OutboundLimits,
         stats: Arc<Stats>,
         stream: Option<Arc<TcpStream>>,
+        deflate: Option<PerMessageDeflate>,
     ) -> Self {
-        Outbound::with_recipient(Recipient::Conn(key), mailbox, limits, stats, stream)
+        Outbound::with_recipient(Recipient::Conn(key), mailbox, limits, stats, stream, deflate)
     }
 
     /// The queue of long-poll session `serial`: there is no socket to write to, so
     /// every item waits for the reactor.
     pub(crate) fn for_session(serial: u64, mailbox: Arc<Mailbox>, limits: OutboundLimits, stats: Arc<Stats>) -> Self {
-        Outbound::with_recipient(Recipient::Session(serial), mailbox, limits, stats, None)
+        Outbound::with_recipient(Recipient::Session(serial), mailbox, limits, stats, None, None)
     }
 
     fn with_recipient(
@@ -173,6 +178,7 @@ impl Outbound {
         limits: OutboundLimits,
         stats: Arc<Stats>,
         stream: Option<Arc<TcpStream>>,
+        deflate: Option<PerMessageDeflate>,
     ) -> Self {
         let state = State {
             items: Vec::new(),
@@ -186,7 +192,25 @@ impl Outbound {
             unfinished: None,
             killed: HashSet::new(),
         };
-        Outbound { recipient, mailbox, limits, stats, state: Mutex::new(state) }
+        Outbound { recipient, mailbox, limits, stats, deflate, state: Mutex::new(state) }
+    }
+
+    /// permessage-deflate, if the connection negotiated it.
+    pub(crate) fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.deflate.as_ref()
+    }
+
+    /// `frame` as it goes to this connection: compressed when the connection negotiated
+    /// it and the frame is worth it. Every push does this; a frame already through it is
+    /// left as it is.
+    pub(crate) fn for_wire(&self, frame: &Frame) -> Frame {
+        match &self.deflate {
+            Some(deflate) if deflate.wants(frame) => {
+                stats::incr(self.stats.frames_deflated());
+                frame.deflated()
+            }
+            _ => frame.clone(),
+        }
     }
 
     /// Writes a frame directly when `delivery` allows it and the reactor is idle for this
@@ -209,6 +233,14 @@ impl Outbound {
         frames: &[Frame],
         delivery: Delivery,
     ) -> Result<Pushed, Refused> {
+        let deflated: Vec<Frame>;
+        let frames = match &self.deflate {
+            Some(deflate) if frames.iter().any(|frame| deflate.wants(frame)) => {
+                deflated = frames.iter().map(|frame| self.for_wire(frame)).collect();
+                &deflated[..]
+            }
+            _ => frames,
+        };
         let mut state = self.state.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -256,7 +288,10 @@ impl Outbound {
     }
 
     /// Queues a control notice (or a join reply); refused only once the connection is closed.
-    pub(crate) fn push_control(&self, item: OutItem) -> Result<(), Refused> {
+    pub(crate) fn push_control(&self, mut item: OutItem) -> Result<(), Refused> {
+        if let OutItem::JoinResult { frame, .. } = &mut item {
+            *frame = self.for_wire(frame);
+        }
         let mut state = self.state.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -411,7 +446,7 @@ mod tests {
         let poll = mio::Poll::new().unwrap();
         let mailbox = Arc::new(Mailbox::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()));
         let key = ConnKey { slot: 0, serial: 0 };
-        (Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None), poll)
+        (Outbound::new(key, mailbox, limits, Arc::new(Stats::default()), None, None), poll)
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //! One file per job: `server` (the standard socket and the test server), `channels`
 //! (the channels it routes to), `events` (what they record, and waiting for it),
 //! `messages` (client-side message helpers), `http` (raw HTTP), `long_poll` (raw
-//! long-poll requests), `raw_ws` (the raw WebSocket), `logs` and `process` (thread and file counts). This file re-exports
+//! long-poll requests), `raw_ws` (the raw WebSocket), `deflate_ws` (a raw WebSocket that compresses), `logs` and `process` (thread and file counts). This file re-exports
 //! them all, so a test's `use common::*;` reaches everything.
 #![allow(dead_code)]
 
 mod channels;
+mod deflate_ws;
 mod events;
 mod http;
 mod logs;
@@ -24,4 +25,7 @@ mod server;
 
 // Each test binary uses some of these and not others: what one leaves unused is no fault.
 #[allow(unused_imports)]
-pub use {channels::*, events::*, http::*, logs::*, long_poll::*, messages::*, process::*, raw_ws::*, server::*};
+pub use {
+    channels::*, deflate_ws::*, events::*, http::*, logs::*, long_poll::*, messages::*, process::*, raw_ws::*,
+    server::*,
+};

@@ -3,7 +3,8 @@
 // transport given the certificate as its only CA) and in headless Chromium (told to trust
 // the certificate's public key with --ignore-certificate-errors-spki-list, which accepts
 // that key alone, not any certificate). A Chromium that is not told refuses to connect,
-// and plain HTTP on the port gets a 400.
+// and plain HTTP on the port gets a 400. The fixture also has `--compress`, so both
+// clients compress over TLS (node checks the server's answer and sends a long message).
 
 import {test, before, after} from "node:test"
 import assert from "node:assert/strict"
@@ -35,7 +36,7 @@ before(async () => {
     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"], {stdio: "ignore"})
   certPem = fs.readFileSync(cert, "utf8")
   pages = await pageServer()
-  server = await startFixture({args: ["--tls-cert", cert, "--tls-key", key]})
+  server = await startFixture({args: ["--tls-cert", cert, "--tls-key", key, "--compress"]})
 })
 
 after(() => {
@@ -52,8 +53,12 @@ function spkiHash(pem){
 
 test("the official client in node joins, pushes and gets broadcasts over wss", async () => {
   const ca = certPem
+  const extensions = []
   class TrustingWebSocket extends WebSocket {
-    constructor(url, protocols){ super(url, protocols, {ca, handshakeTimeout: 5000, closeTimeout: 2000}) }
+    constructor(url, protocols){
+      super(url, protocols, {ca, handshakeTimeout: 5000, closeTimeout: 2000})
+      this.on("upgrade", response => extensions.push(response.headers["sec-websocket-extensions"]))
+    }
   }
   const topic = uniqueTopic("bench:tls-node-")
   const sockets = [0, 1].map(() => new Socket(`wss://127.0.0.1:${server.port}/bench`, {transport: TrustingWebSocket}))
@@ -65,10 +70,13 @@ test("the official client in node joins, pushes and gets broadcasts over wss", a
       channel.join().receive("ok", () => resolve(channel)).receive("error", reject)
     }), WAIT_MS, "wss join")))
     const got = new Promise(resolve => channels[1].on("broadcast", resolve))
+    assert.deepEqual(extensions, Array(2).fill("permessage-deflate; server_no_context_takeover"))
+    // Long enough for both sides to compress it.
+    const body = "over tls, compressed; ".repeat(100)
     const reply = await withTimeout(new Promise(resolve => {
-      channels[0].push("echo", {body: "over tls"}).receive("ok", resolve)
+      channels[0].push("echo", {body}).receive("ok", resolve)
     }), WAIT_MS, "echo reply")
-    assert.deepEqual(reply, {body: "over tls"})
+    assert.deepEqual(reply, {body})
     channels[0].push("broadcast", {n: 1})
     assert.deepEqual(await withTimeout(got, WAIT_MS, "broadcast"), {n: 1})
   } finally {
