@@ -10,7 +10,7 @@ whose CPU is read from /proc. Every run's JSON line is kept in --out.
 Build first: cargo build --release --all-features --examples
 
     python3 scripts/bench_phoenix.py --phoenix-url ws://127.0.0.1:4990/bench/websocket \\
-        --phoenix-pid PID [--runs 3] [--only echo1,echo50,bcast1k,bcast10k,intercept,connect]
+        --phoenix-pid PID [--runs 3] [--only echo1,echo50,echo50t,bcast1k,bcast10k,intercept,connect,connect2]
         [--echo-client "--client-poll spin"]
 
 Floors: a plain tungstenite echo server with a thread per connection (the same frames, no
@@ -48,6 +48,13 @@ ROWS = [
                                                     "server_cpu.per_round_trip_us", 1)]),
     ("echo50", "echo, 50 connections",
      ["raw-echo", "--url", f"ws://127.0.0.1:{RAW_PORT}/", "-c", 50] + ECHO, ["echo", "-c", 50] + ECHO,
+     [("server CPU per round trip, µs", "server_cpu.per_round_trip_us", 1), ("p50 round trip, µs",
+                                                                           "latency.p50_us", 1)]),
+    # The same with one client thread per connection, each waiting for its own reply: every
+    # request then arrives alone, as from a client that runs a blocking loop per connection.
+    ("echo50t", "echo, 50 connections, a client thread each",
+     ["raw-echo", "--url", f"ws://127.0.0.1:{RAW_PORT}/", "-c", 50, "--threads", 50] + ECHO,
+     ["echo", "-c", 50, "--threads", 50] + ECHO,
      [("server CPU per round trip, µs", "server_cpu.per_round_trip_us", 1), ("p50 round trip, µs",
                                                                            "latency.p50_us", 1)]),
     ("bcast1k", "broadcast to 1,000 at 50/s",
