@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_defaults import BIN, load, pick, raise_fd_limit, settle, start, threads_of, wait_port  # noqa: E402
 
-RAW_PORT, PARITY_PORT = 4901, 4809
+RAW_PORT, PARITY_PORT = 4941, 4949
 ECHO = ["--duration", 5]
 
 
@@ -106,8 +106,8 @@ def main():
                ("Phoenix", opts.phoenix_url, opts.phoenix_pid)]
     results = {}
     try:
-        wait_port(RAW_PORT)
-        wait_port(PARITY_PORT)
+        wait_port(RAW_PORT, raw)
+        wait_port(PARITY_PORT, parity)
         idle_threads = {parity.pid: threads_of(parity.pid)}
         with open(opts.out, "w") as out:
             for run in range(opts.runs):
