@@ -7,25 +7,25 @@
 /// A message costs the server two thread wake-ups: the reactor's when the bytes arrive,
 /// and the channel thread's when the reactor hands the message over. Under the normal
 /// policy a woken thread may preempt the thread that woke it, or wake an idle core, so
-/// a busy server spends much of its time switching threads. Under [`Batch`](Scheduling::Batch)
-/// a woken thread waits until the running one blocks: a reactor hands over everything
-/// it has read before the channel threads run, and they then run back to back. On a
-/// small machine this cuts the server's CPU per message by about a fifth.
+/// a busy server spends much of its time switching threads. Under [`Batch`](Scheduling::Batch),
+/// the default, a woken thread waits until the running one blocks: a reactor hands over
+/// everything it has read before the channel threads run, and they then run back to
+/// back. On a small machine this cuts the server's CPU per message by about a fifth.
 ///
-/// Waking a thread on another core costs that core an interrupt, and an idle core (a
-/// virtual machine's above all) takes tens of microseconds to answer it: with one
-/// connection, the reactor's hand-over would wake the idle core for the channel thread
-/// at every message. [`BatchPinned`](Scheduling::BatchPinned), the default, keeps each
-/// reactor and the channel threads of its connections on the same CPUs, so the channel
-/// thread runs where its message was read, right after the reactor goes back to wait.
-/// BENCHMARKS.md in the repository has the figures.
+/// [`BatchPinned`](Scheduling::BatchPinned) also keeps each reactor and the channel
+/// threads of its connections on the same CPU, so that a hand-over never wakes another
+/// core. With many busy connections that cut the server's CPU per message by another
+/// quarter or so on a 2-core virtual machine; but a lone connection's round trip took
+/// 10-20% longer, since its channel thread must wait for the reactor to block instead
+/// of starting at once on the idle core, and a large fan-out loads its publisher's CPU
+/// beyond the others. BENCHMARKS.md in the repository has the figures.
 ///
-/// The cost: when other busy threads share the cores, a woken traffic thread can wait
-/// for their time slice to end before it runs, which adds up to a few milliseconds of
-/// latency; and a pinned channel thread that computes for long shares its CPU with the
-/// other channels of its reactor while another CPU may be idle. Choose
+/// The cost of both: when other busy threads share the cores, a woken traffic thread
+/// can wait for their time slice to end before it runs, which adds up to a few
+/// milliseconds of latency; pinned, a channel thread that computes for long also shares
+/// its CPU with the other channels of its reactor while another CPU may be idle. Choose
 /// [`Unchanged`](Scheduling::Unchanged) when the process shares its cores with
-/// latency-sensitive work of its own, or when channels do heavy computing.
+/// latency-sensitive work of its own.
 ///
 /// The policy is a property of OS threads, so `Batch` changes the program's process: the
 /// endpoint's threads, and every thread that one of them spawns (a thread started in a
@@ -47,18 +47,18 @@
 pub enum Scheduling {
     /// [`Batch`](Scheduling::Batch), and each reactor keeps to its own share of the CPUs
     /// the process may use (one CPU each when there are as many reactors as CPUs, the
-    /// default), with the channel threads of its connections. Threads a channel
+    /// default count), with the channel threads of its connections. Threads a channel
     /// callback spawns inherit both the policy and the CPUs; a thread can widen its CPUs
     /// again with `sched_setaffinity`. With a single CPU, or a single reactor for all
     /// of them, nothing is pinned. On other systems, the same as
     /// [`Unchanged`](Scheduling::Unchanged).
-    #[default]
     BatchPinned,
     /// Linux's `SCHED_BATCH` policy: a woken thread never preempts a running one. Only
     /// threads under the normal policy move to it: a policy the process was started
     /// with on purpose (a real-time one set with `chrt`, say) is kept. Threads a channel
     /// callback spawns inherit it. The threads run on any CPU the process may use. On
     /// other systems, the same as [`Unchanged`](Scheduling::Unchanged).
+    #[default]
     Batch,
     /// The threads keep the policy they are started with (usually the normal one), and
     /// run on any CPU the process may use.

@@ -74,13 +74,25 @@ fn start(scheduling: Option<Scheduling>) -> Server {
 
 /// One test, so that no other endpoint's reactors are alive while it reads them.
 #[test]
-fn traffic_threads_run_under_sched_batch_on_their_reactors_cpus_unless_told_otherwise() {
+fn traffic_threads_run_under_sched_batch_unless_told_otherwise_and_pinned_when_told() {
     let all = cpus_of("/proc/thread-self/status");
     let several_cpus = all.contains(['-', ',']);
 
-    // The default: each of the two reactors on a CPU of its own (when the test may use
+    // The default, Batch, and Unchanged: the policy only, on every CPU the test may use.
+    for (scheduling, expected) in
+        [(None, SCHED_BATCH), (Some(Scheduling::Batch), SCHED_BATCH), (Some(Scheduling::Unchanged), SCHED_OTHER)]
+    {
+        let server = start(scheduling);
+        assert_eq!(channel_thread(&server), (expected, all.clone()), "{scheduling:?}");
+        let reactors = reactor_threads();
+        assert_eq!(reactors.len(), 2);
+        assert!(reactors.iter().all(|r| *r == (expected, all.clone())), "{scheduling:?}: reactors {reactors:?}");
+        drop(server);
+    }
+
+    // BatchPinned: each of the two reactors on a CPU of its own (when the test may use
     // several), and the channel thread on its reactor's.
-    let pinned = start(None);
+    let pinned = start(Some(Scheduling::BatchPinned));
     let (policy, channel_cpus) = channel_thread(&pinned);
     assert_eq!(policy, SCHED_BATCH);
     let reactors = reactor_threads();
@@ -92,15 +104,5 @@ fn traffic_threads_run_under_sched_batch_on_their_reactors_cpus_unless_told_othe
         assert!(reactors.iter().any(|(_, cpus)| *cpus == channel_cpus), "{channel_cpus} among {reactors:?}");
     } else {
         assert!(reactors.iter().all(|(_, cpus)| *cpus == all), "reactors {reactors:?}");
-    }
-    drop(pinned);
-
-    for (scheduling, expected) in [(Scheduling::Batch, SCHED_BATCH), (Scheduling::Unchanged, SCHED_OTHER)] {
-        let server = start(Some(scheduling));
-        assert_eq!(channel_thread(&server), (expected, all.clone()), "{scheduling:?}");
-        let reactors = reactor_threads();
-        assert_eq!(reactors.len(), 2);
-        assert!(reactors.iter().all(|r| *r == (expected, all.clone())), "{scheduling:?}: reactors {reactors:?}");
-        drop(server);
     }
 }

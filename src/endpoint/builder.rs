@@ -192,10 +192,11 @@ impl EndpointBuilder {
         self
     }
 
-    /// How the OS schedules the traffic threads; default [`Scheduling::BatchPinned`],
-    /// which costs the least CPU and time per message. It changes the policy (and the
-    /// CPUs) of threads of the program's process (and of the threads callbacks spawn),
-    /// so the start log line says which policy is in force. See [`Scheduling`].
+    /// How the OS schedules the traffic threads; default [`Scheduling::Batch`], which
+    /// costs little CPU per message and keeps a lone connection's round trip short. It
+    /// changes the policy of threads of the program's process (and of the threads
+    /// callbacks spawn), so the start log line says which policy is in force. See
+    /// [`Scheduling`].
     pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
         self.config.scheduling = scheduling;
         self
