@@ -70,13 +70,20 @@ def start(command):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
 
 
-def wait_port(port):
+def wait_port(port, process):
+    """Waits until `process` listens on `port`. A server that exits at once most likely
+    found the port taken, and whatever holds it must not be measured in its place."""
     for _ in range(100):
+        if process.poll() is not None:
+            sys.exit(f"{' '.join(process.args)} exited with {process.returncode}: is port {port} taken?")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
             time.sleep(0.1)
+            continue
+        time.sleep(0.2)
+        if process.poll() is None:
+            return
     sys.exit(f"nothing listens on {port}")
 
 
@@ -130,8 +137,8 @@ def main():
     started = [(name, start(opts.wrap.split() + [path, "--port", str(port)]), port) for name, path, port in servers]
     results = {}
     try:
-        for port in [RAW_PORT] + [port for _, _, port in started]:
-            wait_port(port)
+        for _, process, port in [("floor", raw, RAW_PORT)] + started:
+            wait_port(port, process)
         servers = [process for _, process, _ in started]
         idle_threads = {process.pid: threads_of(process.pid) for process in servers}
         with open(opts.out, "w") as out:

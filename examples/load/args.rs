@@ -12,14 +12,15 @@ use std::time::Duration;
 pub(crate) const USAGE: &str =
     "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|wake-floor|longpoll|client-echo|client-connect> [options]
   connect    --url URL -n N -k K [--hold S] [--threads T] [--inflight I] [--timeout S] [--server-pid PID]
-  echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--server-pid PID]
-             [--deflate off|takeover|no-takeover]
+  echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--inflight K]
+             [--client-poll block|spin] [--deflate off|takeover|no-takeover] [--server-pid PID]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]
              [--deflate off|takeover|no-takeover]
              [--event broadcast|broadcast_from] [--topic T] [--server-pid PID]
              [--sub-urls URL,URL...] [--other-pids NAME=PID,...]
   raw-server --port P [--max-seconds S]
-  raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--server-pid PID]
+  raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--inflight K]
+             [--client-poll block|spin] [--server-pid PID]
   tcp-floor  --n N --count M [--frame-bytes B] [--batch K] [--rate R] [--writer-cpu C] [--reader-cpu C]
   wake-floor --threads N --rounds M [--rate R]   (under chrt -b 0 to match the server's threads)
   longpoll   --url http://127.0.0.1:P/bench/longpoll [--count M] [-n N] [--settle S] [--server-pid PID]

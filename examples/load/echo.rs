@@ -1,5 +1,8 @@
-//! `echo` and `raw-echo`: closed-loop round trips, one request in flight per
-//! connection; their rate and latency, and the server's CPU per round trip.
+//! `echo` and `raw-echo`: closed-loop round trips, `--inflight` requests in flight per
+//! connection (one by default); their rate and latency, and the server's CPU per round
+//! trip. `--client-poll spin` makes the client's event loops poll without ever sleeping,
+//! as a client on a runtime whose schedulers busy-wait does: the machine's cores then
+//! never go idle, and a wake-up never has to rouse an idle core.
 
 use crate::args::{Args, DEFAULT_URL, Deflate, WsUrl, args_url};
 use crate::client::Client;
@@ -10,6 +13,7 @@ use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
 use hdrhistogram::Histogram;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -28,13 +32,14 @@ struct EchoConn {
     topic: String,
     started: bool,
     next_ref: u64,
-    expected: Vec<u8>,
-    sent_at: Instant,
+    /// The requests in flight, oldest first: their ref (as text) and when each was sent.
+    in_flight: VecDeque<(Vec<u8>, Instant)>,
 }
 
 struct EchoHandler {
     raw: bool,
     stride: usize,
+    inflight: usize,
     conns: Vec<EchoConn>,
     payload: String,
     frame: Vec<u8>,
@@ -51,21 +56,28 @@ impl EchoHandler {
         }
         let conn = &mut self.conns[ws.tag / self.stride];
         conn.next_ref += 1;
-        conn.expected.clear();
-        let _ = write!(conn.expected, "{}", conn.next_ref);
+        let mut expected = Vec::new();
+        let _ = write!(expected, "{}", conn.next_ref);
         self.frame.clear();
         let _ = write!(self.frame, r#"["1","{}","{}","echo",{}]"#, conn.next_ref, conn.topic, self.payload);
-        conn.sent_at = Instant::now();
+        conn.in_flight.push_back((expected, Instant::now()));
         ws.send_text(&self.frame);
+    }
+
+    /// Fills the connection's window: `inflight` requests, each sent on its own.
+    fn start(&mut self, ws: &mut Ws) {
+        self.conns[ws.tag / self.stride].started = true;
+        self.shared.ready.fetch_add(1, Relaxed);
+        for _ in 0..self.inflight {
+            self.send_next(ws);
+        }
     }
 }
 
 impl Handler for EchoHandler {
     fn open(&mut self, ws: &mut Ws) {
         if self.raw {
-            self.conns[ws.tag / self.stride].started = true;
-            self.shared.ready.fetch_add(1, Relaxed);
-            self.send_next(ws);
+            self.start(ws);
         } else {
             let topic = &self.conns[ws.tag / self.stride].topic;
             self.frame.clear();
@@ -83,20 +95,20 @@ impl Handler for EchoHandler {
         let conn = &mut self.conns[ws.tag / self.stride];
         if !conn.started {
             if head.msg_ref == Some(b"1") && reply_ok(&head) {
-                conn.started = true;
-                self.shared.ready.fetch_add(1, Relaxed);
-                self.send_next(ws);
+                self.start(ws);
             } else {
                 self.shared.errors.add(format!("join failed: {}", String::from_utf8_lossy(data)));
             }
             return;
         }
-        if head.msg_ref != Some(&conn.expected[..]) || !(self.raw || reply_ok(&head)) {
+        let oldest = conn.in_flight.front().map(|(expected, _)| &expected[..]);
+        if oldest.is_none() || head.msg_ref != oldest || !(self.raw || reply_ok(&head)) {
             self.mismatched += 1;
             return;
         }
+        let (_, sent_at) = conn.in_flight.pop_front().expect("checked above");
         if self.shared.record.load(Relaxed) {
-            self.hist.saturating_record(now.duration_since(conn.sent_at).as_nanos() as u64);
+            self.hist.saturating_record(now.duration_since(sent_at).as_nanos() as u64);
             self.completed += 1;
         }
         self.send_next(ws);
@@ -115,12 +127,39 @@ struct EchoResult {
     mismatched: u64,
 }
 
+/// How a worker's event loop waits for its sockets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientPoll {
+    /// In `epoll_wait`, asleep until something happens.
+    Block,
+    /// Polling again at once, never asleep: a core stays busy for every worker.
+    Spin,
+}
+
+impl std::str::FromStr for ClientPoll {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ClientPoll, String> {
+        match text {
+            "block" => Ok(ClientPoll::Block),
+            "spin" => Ok(ClientPoll::Spin),
+            other => Err(format!("{other:?} is neither block nor spin")),
+        }
+    }
+}
+
+struct EchoPlan {
+    raw: bool,
+    stride: usize,
+    inflight: usize,
+    client_poll: ClientPoll,
+    payload: String,
+}
+
 fn echo_worker(
     url: Arc<WsUrl>,
-    raw: bool,
     tags: Vec<usize>,
-    stride: usize,
-    payload: String,
+    plan: Arc<EchoPlan>,
     shared: Arc<EchoShared>,
     deadline: Instant,
 ) -> Res<EchoResult> {
@@ -131,18 +170,18 @@ fn echo_worker(
             topic: format!("bench:echo{tag}"),
             started: false,
             next_ref: 1,
-            expected: Vec::new(),
-            sent_at: Instant::now(),
+            in_flight: VecDeque::new(),
         })
         .collect();
     for &tag in &tags {
         client.add(tag);
     }
     let mut handler = EchoHandler {
-        raw,
-        stride,
+        raw: plan.raw,
+        stride: plan.stride,
+        inflight: plan.inflight,
         conns,
-        payload,
+        payload: plan.payload.clone(),
         frame: Vec::new(),
         hist: histogram(),
         completed: 0,
@@ -150,7 +189,11 @@ fn echo_worker(
         shared: shared.clone(),
     };
     while !shared.stop.load(Relaxed) && Instant::now() < deadline && client.busy() {
-        client.poll(Some(Duration::from_millis(10)), &mut handler)?;
+        let wait = match plan.client_poll {
+            ClientPoll::Block => Duration::from_millis(10),
+            ClientPoll::Spin => Duration::ZERO,
+        };
+        client.poll(Some(wait), &mut handler)?;
     }
     client.close_all(Duration::from_secs(2), &mut handler);
     Ok(EchoResult { hist: handler.hist, completed: handler.completed, mismatched: handler.mismatched })
@@ -167,18 +210,22 @@ pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
     let warmup = args.secs("warmup", 1.0)?;
     let payload_bytes: usize = args.get("payload-bytes", 32)?;
     let threads: usize = args.get::<usize>("threads", 1)?.clamp(1, c.max(1));
+    let inflight: usize = args.get::<usize>("inflight", 1)?.max(1);
+    let client_poll: ClientPoll = args.get("client-poll", ClientPoll::Block)?;
     let timeout = args.secs("timeout", 30.0)?;
     let probe = Probe::new(args.opt("server-pid")?)?;
     args.finish()?;
 
     let shared = Arc::new(EchoShared::default());
     let payload = echo_payload(payload_bytes);
+    let payload_len = payload.len();
+    let plan = Arc::new(EchoPlan { raw, stride: threads, inflight, client_poll, payload });
     let deadline = Instant::now() + timeout + warmup + duration + Duration::from_secs(5);
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let tags: Vec<usize> = (t..c).step_by(threads).collect();
-            let (url, shared, payload) = (url.clone(), shared.clone(), payload.clone());
-            thread::spawn(move || echo_worker(url, raw, tags, threads, payload, shared, deadline))
+            let (url, plan, shared) = (url.clone(), plan.clone(), shared.clone());
+            thread::spawn(move || echo_worker(url, tags, plan, shared, deadline))
         })
         .collect();
     let all_ready = wait_until(timeout, || shared.ready.load(Relaxed) >= c);
@@ -213,8 +260,10 @@ pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
     let secs = window.as_secs_f64().max(1e-9);
     let mut summary = vec![
         format!(
-            "{mode}: {c} connections, closed loop, {}-byte payload, {:.1} s window after {:.1} s warm-up, on {}",
-            payload.len(),
+            "{mode}: {c} connections, closed loop with {inflight} in flight each, {}-byte payload, client {}, \
+             {:.1} s window after {:.1} s warm-up, on {}",
+            payload_len,
+            if client_poll == ClientPoll::Spin { "spinning" } else { "blocking" },
             secs,
             warmup.as_secs_f64(),
             args_url(&url)
@@ -226,7 +275,9 @@ pub(crate) fn echo(args: &Args, raw: bool) -> Res<()> {
     let mut line = json!({
         "mode": mode,
         "connections": c,
-        "payload_bytes": payload.len(),
+        "inflight": inflight,
+        "client_poll": if client_poll == ClientPoll::Spin { "spin" } else { "block" },
+        "payload_bytes": payload_len,
         "window_s": round(secs, 3),
         "round_trips": completed,
         "requests_per_s": round(completed as f64 / secs, 1),

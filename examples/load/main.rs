@@ -7,11 +7,11 @@
 //! cargo run --release --example load -- <subcommand> [options]
 //!
 //! connect    --url URL -n N -k K [--hold S] [--threads T] [--server-pid PID]
-//! echo       --url URL -c C --duration S [--payload-bytes B] [--server-pid PID]
+//! echo       --url URL -c C --duration S [--payload-bytes B] [--inflight K] [--client-poll block|spin] [--server-pid PID]
 //! broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--server-pid PID]
 //!            [--sub-urls URL,URL] [--other-pids NAME=PID,NAME=PID]
 //! raw-server --port P [--max-seconds S]
-//! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--server-pid PID]
+//! raw-echo   --url ws://127.0.0.1:P/ -c C --duration S [--payload-bytes B] [--inflight K] [--client-poll block|spin] [--server-pid PID]
 //! tcp-floor  --n N --count M [--frame-bytes B] [--batch 8] [--rate R]
 //! wake-floor --threads N --rounds M [--rate R]
 //! longpoll   --url http://HOST:P/bench/longpoll [--via http://OTHER:P/bench/longpoll] [--count M] [-n N] [--server-pid PID]

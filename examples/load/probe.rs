@@ -76,11 +76,14 @@ impl Probe {
 }
 
 /// Server CPU between two samples: schedstat when present (nanosecond precision),
-/// else utime+stime. Returns (best ns, which, stat ns).
+/// else utime+stime. Returns (best ns, which, stat ns). The schedstat sum covers the
+/// threads alive at each sample only: when threads that ran before the window ended
+/// inside it (the channel threads of an earlier run, still stopping), it can fall, and
+/// utime+stime, which keeps the time of ended threads, is taken instead.
 pub(crate) fn cpu_between(a: CpuSample, b: CpuSample) -> (u64, &'static str, u64) {
     let stat = b.stat_ns.saturating_sub(a.stat_ns);
     match (a.sched_ns, b.sched_ns) {
-        (Some(x), Some(y)) => (y.saturating_sub(x), "schedstat", stat),
+        (Some(x), Some(y)) if y >= x => (y - x, "schedstat", stat),
         _ => (stat, "stat", stat),
     }
 }

@@ -13,7 +13,7 @@ use crate::protocol::routes::{Body, Mount, Routes, StaticResponse};
 use crate::protocol::sockets::Sockets;
 use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
-use crate::scheduling::Scheduling;
+use crate::scheduling::{self, Scheduling};
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
@@ -193,9 +193,10 @@ impl EndpointBuilder {
     }
 
     /// How the OS schedules the traffic threads; default [`Scheduling::Batch`], which
-    /// costs the least CPU per message. It changes the policy of threads of the
-    /// program's process (and of the threads callbacks spawn), so the start log line
-    /// says which policy is in force. See [`Scheduling`].
+    /// costs little CPU per message and keeps a lone connection's round trip short. It
+    /// changes the policy of threads of the program's process (and of the threads
+    /// callbacks spawn), so the start log line says which policy is in force. See
+    /// [`Scheduling`].
     pub fn scheduling(mut self, scheduling: Scheduling) -> Self {
         self.config.scheduling = scheduling;
         self
@@ -524,9 +525,14 @@ impl EndpointBuilder {
         let _ = context.reactors.set(mailboxes.clone());
         let mut threads = Vec::new();
         let scheduling = config.scheduling;
-        for (i, reactor) in reactors.into_iter().enumerate() {
+        let reactor_cpus = scheduling.reactor_cpus(reactors.len());
+        for ((i, reactor), cpus) in reactors.into_iter().enumerate().zip(reactor_cpus) {
             threads.push(std::thread::Builder::new().name(format!("phx-reactor-{i}")).spawn(move || {
                 scheduling.apply_to_current_thread();
+                // The channel threads this reactor starts inherit its CPUs.
+                if let Some(cpus) = cpus {
+                    scheduling::pin_current_thread(&cpus);
+                }
                 reactor.run()
             })?);
         }
