@@ -7,10 +7,9 @@ import {test} from "node:test"
 import assert from "node:assert/strict"
 import fs from "node:fs"
 import path from "node:path"
-import {chromium} from "playwright-core"
+import {launchChromium} from "./browser.mjs"
 import {REPO_ROOT, startFixture} from "./fixture.mjs"
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium"
 const SHOTS = path.join(REPO_ROOT, "target")
 const WAIT_MS = 15000
 
@@ -28,13 +27,8 @@ async function joinAs(browser, url, name){
 const present = page => page.$$eval("#presence .presence-user", items => items.map(i => i.textContent))
 
 test("two browser pages chat through the demo and see each other come and go", async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: the test command installs Debian's chromium`)
   const server = await startFixture({example: "chat"})
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  })
+  const browser = await launchChromium()
   try {
     const url = `http://127.0.0.1:${server.port}/`
     const ada = await joinAs(browser, url, "Ada")

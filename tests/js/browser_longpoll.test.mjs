@@ -9,14 +9,11 @@
 import {test} from "node:test"
 import assert from "node:assert/strict"
 import fs from "node:fs"
-import path from "node:path"
-import {chromium} from "playwright-core"
 import {Presence} from "phoenix"
-import {REPO_ROOT, clients, collect, httpUrl, push, uniqueTopic, waitUntil} from "./fixture.mjs"
+import {clients, collect, httpUrl, push, uniqueTopic, waitUntil} from "./fixture.mjs"
 import {startProxy} from "./proxy.mjs"
+import {CLIENT_JS, launchChromium} from "./browser.mjs"
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium"
-const CLIENT_JS = path.join(REPO_ROOT, "tests/js/node_modules/phoenix/priv/static/phoenix.js")
 const WAIT_MS = 15000
 
 const PAGE = `<!doctype html>
@@ -56,17 +53,12 @@ window.lp = {
 </script></body></html>`
 
 async function withBrowser(run){
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: the test command installs Debian's chromium`)
   const fixture = await httpUrl()
   const proxy = await startProxy(fixture, {pages: {
     "/": {type: "text/html; charset=utf-8", body: PAGE},
     "/phoenix.js": {type: "text/javascript", body: fs.readFileSync(CLIENT_JS)},
   }})
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  })
+  const browser = await launchChromium()
   try {
     const context = await browser.newContext()
     const page = await context.newPage()

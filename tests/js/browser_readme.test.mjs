@@ -6,14 +6,9 @@
 
 import {test} from "node:test"
 import assert from "node:assert/strict"
-import fs from "node:fs"
-import http from "node:http"
-import path from "node:path"
-import {chromium} from "playwright-core"
-import {REPO_ROOT, freePort, startFixture} from "./fixture.mjs"
+import {freePort, startFixture} from "./fixture.mjs"
+import {launchChromium, servePage} from "./browser.mjs"
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium"
-const CLIENT_JS = path.join(REPO_ROOT, "tests/js/node_modules/phoenix/priv/static/phoenix.js")
 const WAIT_MS = 15000
 
 const PAGE = `<!doctype html>
@@ -33,32 +28,11 @@ window.joinAndSay = url => new Promise((resolve, reject) => {
 })
 </script></body></html>`
 
-/** A static server on 127.0.0.1: the page and the official client. */
-async function servePage(){
-  const port = await freePort()
-  const server = http.createServer((req, res) => {
-    if(req.url === "/"){
-      res.writeHead(200, {"content-type": "text/html; charset=utf-8"}).end(PAGE)
-    } else if(req.url === "/phoenix.js"){
-      res.writeHead(200, {"content-type": "text/javascript"}).end(fs.readFileSync(CLIENT_JS))
-    } else {
-      res.writeHead(404).end()
-    }
-  })
-  await new Promise(resolve => server.listen(port, "127.0.0.1", resolve))
-  return {url: `http://127.0.0.1:${port}/`, close: () => new Promise(resolve => server.close(resolve))}
-}
-
 test("the README's first server: a page on another loopback port joins with the defaults", {timeout: 60000}, async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: the test command installs Debian's chromium`)
   const port = await freePort()
   const server = await startFixture({example: "readme", port, env: {PORT: String(port)}})
-  const page = await servePage()
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  })
+  const page = await servePage(PAGE)
+  const browser = await launchChromium()
   try {
     const context = await browser.newContext()
     const tab = await context.newPage()

@@ -7,19 +7,12 @@
 
 import {test, before, after} from "node:test"
 import assert from "node:assert/strict"
-import fs from "node:fs"
-import http from "node:http"
-import path from "node:path"
-import {chromium} from "playwright-core"
 import {Socket} from "phoenix"
 import WebSocket from "ws"
-import {REPO_ROOT, fixtureUrl, startFixture, uniqueTopic, withTimeout} from "./fixture.mjs"
+import {fixtureUrl, startFixture, uniqueTopic, withTimeout} from "./fixture.mjs"
+import {launchChromium, servePage} from "./browser.mjs"
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium"
-const PHOENIX_JS = path.join(REPO_ROOT, "tests", "js", "node_modules", "phoenix", "priv", "static", "phoenix.js")
 const WAIT_MS = 10000
-const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 // What the server answers to the offers of ws and of Chromium.
 const ANSWER = "permessage-deflate; server_no_context_takeover"
 // Long and repetitive, as JSON often is: compressed both ways.
@@ -28,7 +21,7 @@ const LONG = Array.from({length: 200}, (_, i) => `line ${i % 10} of a long messa
 let server, pages
 
 before(async () => {
-  pages = await pageServer()
+  pages = await servePage('<!doctype html><title>phx deflate</title><script src="/phoenix.js"></script>')
   server = await startFixture({args: ["--compress"]})
 })
 
@@ -88,29 +81,14 @@ test("a fixture without --compress answers no extension", async () => {
   }
 })
 
-/** Serves the page the browser starts from, which loads the official client. */
-function pageServer(){
-  const phoenixJs = fs.readFileSync(PHOENIX_JS)
-  const srv = http.createServer((req, res) => {
-    if(req.url === "/phoenix.js"){
-      res.writeHead(200, {"content-type": "text/javascript"}).end(phoenixJs)
-    } else {
-      res.writeHead(200, {"content-type": "text/html"})
-        .end('<!doctype html><title>phx deflate</title><script src="/phoenix.js"></script>')
-    }
-  })
-  return new Promise(resolve => srv.listen(0, "127.0.0.1", () => resolve(srv)))
-}
-
 test("the official client in Chromium negotiates compression, and long messages go both ways", async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: the test command installs Debian's chromium`)
-  const browser = await chromium.launch({executablePath: CHROMIUM, args: BROWSER_ARGS})
+  const browser = await launchChromium()
   const topic = uniqueTopic("bench:deflate-browser-")
   const answers = []
   const node = await joined(server.url, topic, 1, answers)
   try {
     const page = await browser.newPage()
-    await page.goto(`http://127.0.0.1:${pages.address().port}/`)
+    await page.goto(pages.url)
     const fromNode = new Promise(resolve => node.channels[0].on("broadcast", resolve))
     const running = page.evaluate(({url, topic, long, waitMs}) => new Promise(resolve => {
       const socket = new Phoenix.Socket(url)

@@ -14,16 +14,12 @@ import fs from "node:fs"
 import http from "node:http"
 import os from "node:os"
 import path from "node:path"
-import {chromium} from "playwright-core"
 import {Socket} from "phoenix"
 import WebSocket from "ws"
-import {REPO_ROOT, startFixture, uniqueTopic, withTimeout} from "./fixture.mjs"
+import {startFixture, uniqueTopic, withTimeout} from "./fixture.mjs"
+import {launchChromium, servePage} from "./browser.mjs"
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium"
-const PHOENIX_JS = path.join(REPO_ROOT, "tests", "js", "node_modules", "phoenix", "priv", "static", "phoenix.js")
 const WAIT_MS = 10000
-const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 let dir, certPem, server, pages
 
@@ -35,7 +31,8 @@ before(async () => {
     "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"], {stdio: "ignore"})
   certPem = fs.readFileSync(cert, "utf8")
-  pages = await pageServer()
+  // Over plain http, so that the certificate matters only to the wss connection.
+  pages = await servePage('<!doctype html><title>phx tls</title><script src="/phoenix.js"></script>')
   server = await startFixture({args: ["--tls-cert", cert, "--tls-key", key, "--compress"]})
 })
 
@@ -85,25 +82,6 @@ test("the official client in node joins, pushes and gets broadcasts over wss", a
 })
 
 /**
- * Serves the page the browser starts from, which loads the official client: the fixture
- * serves no pages, and Chromium lets only a page from a local address reach a loopback one.
- * Over plain http, so that the certificate matters only to the wss connection. Resolves with
- * the server, listening.
- */
-function pageServer(){
-  const phoenixJs = fs.readFileSync(PHOENIX_JS)
-  const srv = http.createServer((req, res) => {
-    if(req.url === "/phoenix.js"){
-      res.writeHead(200, {"content-type": "text/javascript"}).end(phoenixJs)
-    } else {
-      res.writeHead(200, {"content-type": "text/html"})
-        .end('<!doctype html><title>phx tls</title><script src="/phoenix.js"></script>')
-    }
-  })
-  return new Promise(resolve => srv.listen(0, "127.0.0.1", () => resolve(srv)))
-}
-
-/**
  * Opens the page, and runs a join, a push and the broadcast it causes over wss to the
  * fixture. On the bench socket, which checks no origin (the user socket allows only
  * example.com).
@@ -111,7 +89,7 @@ function pageServer(){
 async function chatInBrowser(browser, port){
   const page = await browser.newPage()
   try {
-    await page.goto(`http://127.0.0.1:${pages.address().port}/`)
+    await page.goto(pages.url)
     return await page.evaluate(({port, topic, waitMs}) => new Promise(resolve => {
       const socket = new Phoenix.Socket(`wss://127.0.0.1:${port}/bench`)
       const done = result => { socket.disconnect(); resolve(result) }
@@ -128,9 +106,7 @@ async function chatInBrowser(browser, port){
 }
 
 test("the official client in Chromium, trusting the certificate's key, chats over wss", async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: the test command installs Debian's chromium`)
-  const trusting = await chromium.launch({executablePath: CHROMIUM,
-    args: [...BROWSER_ARGS, `--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`]})
+  const trusting = await launchChromium([`--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`])
   try {
     const result = await chatInBrowser(trusting, server.port)
     assert.deepEqual(result, {ok: true, payload: {body: "hello over wss"}})
@@ -138,7 +114,7 @@ test("the official client in Chromium, trusting the certificate's key, chats ove
     await trusting.close()
   }
   // The same page in a Chromium not told to trust it cannot connect.
-  const wary = await chromium.launch({executablePath: CHROMIUM, args: BROWSER_ARGS})
+  const wary = await launchChromium()
   try {
     const result = await chatInBrowser(wary, server.port)
     assert.equal(result.ok, false, "an untrusted certificate must not be accepted")
