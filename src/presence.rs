@@ -295,15 +295,15 @@ impl Presence {
     /// entries are taken under the lock (shared, in their order: by node, then as
     /// tracked); the JSON is built after it, so a large topic holds back no change.
     fn grouped(&self, topic: &str) -> Map<String, Value> {
-        let entries: Vec<(Arc<str>, Arc<Map<String, Value>>)> = {
+        let entries: Vec<Entry> = {
             let topics = self.topics.lock();
             let Some(state) = topics.get(topic) else { return Map::new() };
             let mut nodes: Vec<_> = state.nodes.iter().collect();
             nodes.sort_by(|a, b| a.0.cmp(b.0));
-            nodes.into_iter().flat_map(|(_, entries)| entries).map(|e| (e.key.clone(), e.meta.clone())).collect()
+            nodes.into_iter().flat_map(|(_, entries)| entries).cloned().collect()
         };
         let mut by_key: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for (key, meta) in &entries {
+        for Entry { key, meta, .. } in &entries {
             by_key.entry(key).or_default().push(Value::Object(Map::clone(meta)));
         }
         // From sorted keys, the map is built in one pass.

@@ -61,12 +61,6 @@ impl Probe {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |dir| dir.count() as u64)
     }
 
-    /// The server's CPU time so far from /proc/PID/stat alone (clock-tick resolution):
-    /// cheap however many threads it runs, where `cpu` reads a file per thread.
-    pub(crate) fn stat_cpu_ns(&self) -> u64 {
-        self.cpu_stat_only().stat_ns
-    }
-
     fn cpu_stat_only(&self) -> CpuSample {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
         let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();

@@ -9,7 +9,7 @@
 use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
 use crate::client::Client;
 use crate::phoenix::{number_after, parse_head, reply_ok};
-use crate::probe::Probe;
+use crate::probe::{Probe, cpu_between};
 use crate::report::{ErrorLog, emit, round};
 use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
@@ -262,9 +262,10 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
 
     // Idle: every channel joined, nothing sent (the clients' heartbeats aside).
     let idle_ms_per_s = probe.map(|p| {
-        let (a, t) = (p.stat_cpu_ns(), Instant::now());
+        let (a, t) = (p.cpu(), Instant::now());
         thread::sleep(plan.idle_sample);
-        (p.stat_cpu_ns() - a) as f64 / 1e6 / t.elapsed().as_secs_f64()
+        let (b, elapsed) = (p.cpu(), t.elapsed());
+        cpu_between(a, b).0 as f64 / 1e6 / elapsed.as_secs_f64()
     });
 
     // The publisher: one more connection, joined to every topic.
