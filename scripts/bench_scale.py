@@ -12,7 +12,7 @@ the two side by side. Every run's JSON line is kept in --out.
 
 Build first: cargo build --release --examples
 
-    python3 scripts/bench_scale.py [--shapes 10000x10,50000x2] [--cycles 3]
+    python3 scripts/bench_scale.py [--shapes 10000x10,50000x2] [--cycles 3] [--sources 127.0.0.1,127.0.0.2]
                                    [--phoenix-url ws://127.0.0.1:4990/bench/websocket --phoenix-pid PID]
 
 Run it in a shell whose open-file limit covers the connections (`ulimit -n`), as root
@@ -135,6 +135,8 @@ def main():
     parser.add_argument("--port", type=int, default=4807, help="the parity fixture's port")
     parser.add_argument("--rounds", type=int, default=5, help="broadcast rounds per cycle")
     parser.add_argument("--threads", type=int, default=2, help="client event loops")
+    parser.add_argument("--sources", help="local addresses to connect from, in turn (127.0.0.1,127.0.0.2,...): "
+                        "each has its own ephemeral ports")
     parser.add_argument("--phoenix-url", help="the reference Phoenix server's ws:// URL of /bench/websocket")
     parser.add_argument("--phoenix-pid", type=int, help="its BEAM's PID, for memory and CPU")
     parser.add_argument("--out", default="bench_scale.jsonl")
@@ -145,7 +147,7 @@ def main():
         for n, k in shapes:
             check_system(n)
             common = ["-n", n, "-k", k, "--cycles", opts.cycles, "--rounds", opts.rounds, "--threads", opts.threads,
-                      "--timeout", 300]
+                      "--timeout", 300] + (["--sources", opts.sources] if opts.sources else [])
             log_path = opts.out + ".server.log"
             with open(log_path, "w") as log:
                 server = start_ours(log, opts.port)

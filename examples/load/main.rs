@@ -7,7 +7,7 @@
 //! cargo run --release --example load -- <subcommand> [options]
 //!
 //! connect    --url URL -n N -k K [--hold S] [--threads T] [--server-pid PID]
-//! scale      --url URL -n N -k K [--cycles C] [--rounds R] [--threads T] [--server-pid PID]
+//! scale      --url URL -n N -k K [--cycles C] [--rounds R] [--sources IP,IP] [--server-pid PID]
 //! echo       --url URL -c C --duration S [--payload-bytes B] [--inflight K] [--client-poll block|spin] [--server-pid PID]
 //! broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--server-pid PID]
 //!            [--sub-urls URL,URL] [--other-pids NAME=PID,NAME=PID]

@@ -15,6 +15,7 @@ use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
 use serde_json::{Value, json};
 use std::io::Write;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread;
@@ -97,9 +98,17 @@ impl Handler for Subscribers {
     }
 }
 
-fn worker(url: Arc<WsUrl>, tags: Vec<usize>, threads: usize, inflight: usize, shared: Arc<Shared>) -> Res<()> {
+fn worker(
+    url: Arc<WsUrl>,
+    sources: Vec<IpAddr>,
+    tags: Vec<usize>,
+    threads: usize,
+    inflight: usize,
+    shared: Arc<Shared>,
+) -> Res<()> {
     let k = shared.k;
     let mut client = Client::new(url, inflight)?;
+    client.connect_from(sources);
     let count = tags.len();
     for &tag in &tags {
         client.add(tag);
@@ -188,6 +197,8 @@ fn poll_for(client: &mut Client, publisher: &mut Publisher, d: Duration) -> Res<
 /// Options of a run.
 struct Plan {
     url: Arc<WsUrl>,
+    /// Local addresses the connections come from, in turn.
+    sources: Vec<IpAddr>,
     n: usize,
     k: usize,
     threads: usize,
@@ -239,8 +250,9 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let tags: Vec<usize> = (t..n).step_by(threads).collect();
-            let (url, shared, inflight) = (plan.url.clone(), shared.clone(), plan.inflight);
-            thread::spawn(move || worker(url, tags, threads, inflight, shared))
+            let (url, sources, shared, inflight) =
+                (plan.url.clone(), plan.sources.clone(), shared.clone(), plan.inflight);
+            thread::spawn(move || worker(url, sources, tags, threads, inflight, shared))
         })
         .collect();
     let all_open = wait_until(plan.timeout, || shared.opened.load(Relaxed) + shared.failed_conns.load(Relaxed) >= n);
@@ -403,8 +415,13 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
 pub(crate) fn scale(args: &Args) -> Res<()> {
     let url = Arc::new(WsUrl::parse(&args.get("url", DEFAULT_URL.to_owned())?)?);
     let n: usize = args.get("n", 1000)?;
+    let sources = match args.opt::<String>("sources")? {
+        Some(list) => list.split(',').map(|a| a.parse::<IpAddr>()).collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let plan = Plan {
         url,
+        sources,
         n,
         k: args.get::<usize>("k", 10)?.max(1),
         threads: args.get::<usize>("threads", 2)?.clamp(1, n.max(1)),
