@@ -24,7 +24,9 @@ pub(crate) struct SystemLimits {
     pid_max: Option<usize>,
     /// `kernel.threads-max`: threads system-wide.
     threads_max: Option<usize>,
-    /// `RLIMIT_NPROC` (`ulimit -u`): the user's processes and threads; not enforced for root.
+    /// `RLIMIT_NPROC` (`ulimit -u`): the user's processes and threads, all of them on the
+    /// machine. The kernel does not hold root to it outside a container, but inside one
+    /// it may: counted for every user, so a cap never rests on the exemption.
     nproc: Option<usize>,
     /// `RLIMIT_NOFILE` (`ulimit -n`): this process's descriptors.
     open_files: Option<usize>,
@@ -72,13 +74,11 @@ impl SystemLimits {
             (read && limit.rlim_cur != libc::RLIM_INFINITY)
                 .then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
         };
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
         SystemLimits {
             max_map_count: sysctl("/proc/sys/vm/max_map_count"),
             pid_max: sysctl("/proc/sys/kernel/pid_max"),
             threads_max: sysctl("/proc/sys/kernel/threads-max"),
-            nproc: if root { None } else { rlimit(libc::RLIMIT_NPROC) },
+            nproc: rlimit(libc::RLIMIT_NPROC),
             open_files: rlimit(libc::RLIMIT_NOFILE),
         }
     }
