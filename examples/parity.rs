@@ -278,7 +278,6 @@ pub fn start_with(builder: EndpointBuilder, compress: bool) -> Result<Endpoint, 
         .socket("/ws/limited", limited.compress(compress))
         .socket("/ws/connect_info", user_socket(true).compress(compress))
         .socket("/bench", bench.compress(compress))
-        .max_channel_threads(30_000)
         .start()
 }
 

@@ -36,10 +36,10 @@ use crate::telemetry::{Event, Telemetry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,13 +80,14 @@ impl fmt::Display for PresenceError {
 
 impl std::error::Error for PresenceError {}
 
-/// One tracked meta.
+/// One tracked meta. Its key and meta are shared, so that a list takes the entries
+/// it needs under the lock and builds its JSON after releasing it.
 #[derive(Clone, Debug)]
 struct Entry {
     owner: SubscriberId,
-    key: String,
+    key: Arc<str>,
     /// The user's meta with `phx_ref` (and `phx_ref_prev` after an update) added.
-    meta: Map<String, Value>,
+    meta: Arc<Map<String, Value>>,
 }
 
 /// A topic's entries, by node.
@@ -202,14 +203,14 @@ impl Presence {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
         let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(self.local.clone()).or_default();
-        if entries.iter().any(|e| e.owner == owner && e.key == key) {
+        if entries.iter().any(|e| e.owner == owner && *e.key == *key) {
             return Err(PresenceError::AlreadyTracked { topic: topic.to_owned(), key: key.to_owned() });
         }
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         self.changed(topic, key, Some(&meta), None);
         self.replicate(|replication| replication.joined(topic, key, &meta));
-        entries.push(Entry { owner, key: key.to_owned(), meta });
+        entries.push(Entry { owner, key: key.into(), meta: Arc::new(meta) });
         self.owners.lock().entry(owner).or_default().insert(topic.to_owned());
         Ok(phx_ref)
     }
@@ -228,14 +229,14 @@ impl Presence {
         let entry = topics
             .get_mut(topic)
             .and_then(|t| t.nodes.get_mut(&self.local))
-            .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && e.key == key))
+            .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && *e.key == *key))
             .ok_or(PresenceError::NoPresence)?;
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         if let Some(prev) = entry.meta.get("phx_ref").cloned() {
             meta.insert("phx_ref_prev".into(), prev);
         }
-        let old = std::mem::replace(&mut entry.meta, meta);
+        let old = std::mem::replace(&mut entry.meta, Arc::new(meta));
         self.changed(topic, key, Some(&entry.meta), Some(&old));
         self.replicate(|replication| replication.updated(topic, key, &old, &entry.meta));
         Ok(phx_ref)
@@ -250,7 +251,7 @@ impl Presence {
 
     /// Stops tracking `key` on `topic` for `owner`. Idempotent.
     pub(crate) fn untrack(&self, owner: SubscriberId, topic: &str, key: &str) {
-        self.remove_from(topic, |entry| entry.owner == owner && entry.key == key);
+        self.remove_from(topic, |entry| entry.owner == owner && *entry.key == *key);
     }
 
     /// Removes everything `owner` tracks, on every topic.
@@ -290,20 +291,30 @@ impl Presence {
         Value::Object(out)
     }
 
-    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, not fetched.
+    /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, not fetched. Only the
+    /// entries are taken under the lock (shared, in their order: by node, then as
+    /// tracked); the JSON is built after it, so a large topic holds back no change.
     fn grouped(&self, topic: &str) -> Map<String, Value> {
-        let topics = self.topics.lock();
-        let mut out = Map::new();
-        if let Some(state) = topics.get(topic) {
+        let entries: Vec<Entry> = {
+            let topics = self.topics.lock();
+            let Some(state) = topics.get(topic) else { return Map::new() };
             let mut nodes: Vec<_> = state.nodes.iter().collect();
             nodes.sort_by(|a, b| a.0.cmp(b.0));
-            for (_, entries) in nodes {
-                for entry in entries {
-                    PendingDiff::add(&mut out, &entry.key, &entry.meta);
-                }
-            }
+            nodes.into_iter().flat_map(|(_, entries)| entries).cloned().collect()
+        };
+        let mut by_key: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for Entry { key, meta, .. } in &entries {
+            by_key.entry(key).or_default().push(Value::Object(Map::clone(meta)));
         }
-        out
+        // From sorted keys, the map is built in one pass.
+        by_key
+            .into_iter()
+            .map(|(key, metas)| {
+                let mut slot = Map::new();
+                slot.insert("metas".to_owned(), Value::Array(metas));
+                (key.to_owned(), Value::Object(slot))
+            })
+            .collect()
     }
 
     /// Records a change for the next diff of `topic`.

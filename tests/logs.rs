@@ -270,3 +270,27 @@ fn the_start_line_says_which_scheduling_policy_the_traffic_threads_run_under() {
     assert!(!line.contains("SCHED_BATCH"), "{line}");
     unchanged.shutdown();
 }
+
+// --- Caps the system cannot give ---------------------------------------------------------
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_thread_cap_above_what_the_system_allows_names_the_settings_to_raise() {
+    capture();
+    // No kernel gives 5,000,000 threads: kernel.pid_max stops at 4,194,304.
+    let _server = server().endpoint(|e| e.max_channel_threads(5_000_000)).start();
+    let (level, line) = wait_line(&["max_channel_threads 5000000 is more than this system allows"]);
+    assert_eq!(level, Level::Warn);
+    assert!(line.contains("To allow 5000000, raise"), "{line}");
+    assert!(line.contains("`sysctl -w kernel.pid_max=5002048`"), "{line}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_connection_cap_above_the_open_file_limit_says_what_to_raise_it_to() {
+    capture();
+    let _server = server().endpoint(|e| e.max_connections(20_000_000)).start();
+    let (level, line) = wait_line(&["max_connections 20000000 is more than this process's open files allow"]);
+    assert_eq!(level, Level::Warn);
+    assert!(line.contains("To allow 20000000, raise `ulimit -n 20000256`"), "{line}");
+}

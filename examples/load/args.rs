@@ -10,8 +10,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub(crate) const USAGE: &str =
-    "usage: load <connect|echo|broadcast|raw-server|raw-echo|tcp-floor|wake-floor|longpoll|client-echo|client-connect> [options]
+    "usage: load <connect|scale|echo|broadcast|raw-server|raw-echo|tcp-floor|wake-floor|longpoll|client-echo|client-connect> [options]
   connect    --url URL -n N -k K [--hold S] [--threads T] [--inflight I] [--timeout S] [--server-pid PID]
+  scale      --url URL -n N -k K [--cycles C] [--rounds R] [--gap S] [--drain S] [--idle-sample S]
+             [--sources 127.0.0.1,127.0.0.2,...] [--threads T] [--inflight I] [--timeout S] [--settle S]
+             [--server-pid PID]
   echo       --url URL -c C --duration S [--warmup S] [--payload-bytes B] [--threads T] [--inflight K]
              [--client-poll block|spin] [--deflate off|takeover|no-takeover] [--server-pid PID]
   broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--threads T] [--drain S]

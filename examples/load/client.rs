@@ -7,6 +7,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,9 @@ pub(crate) struct Client {
     rng: Rng,
     live: usize,
     next_tick: Instant,
+    /// Local addresses to connect from, in turn (empty: the kernel's choice): each
+    /// has its own ephemeral ports, so one client can open more connections.
+    sources: Vec<IpAddr>,
 }
 
 impl Client {
@@ -45,7 +50,13 @@ impl Client {
             rng: Rng::new(seed() ^ thread_seed()),
             live: 0,
             next_tick: Instant::now() + Duration::from_secs(1),
+            sources: Vec::new(),
         })
+    }
+
+    /// Connects from these local addresses, connection `tag` from `sources[tag % len]`.
+    pub(crate) fn connect_from(&mut self, sources: Vec<IpAddr>) {
+        self.sources = sources;
     }
 
     /// Queues a connection named `tag`.
@@ -65,7 +76,12 @@ impl Client {
     fn start_queued(&mut self, handler: &mut impl Handler) {
         while self.pending < self.max_pending {
             let Some(tag) = self.queued.pop_front() else { return };
-            let mut stream = match TcpStream::connect(self.url.addr) {
+            let source = (!self.sources.is_empty()).then(|| self.sources[tag % self.sources.len()]);
+            let connected = match source {
+                Some(source) => connect_from(source, self.url.addr),
+                None => TcpStream::connect(self.url.addr),
+            };
+            let mut stream = match connected {
                 Ok(stream) => stream,
                 Err(err) => {
                     handler.closed(tag, Some(&format!("connect: {err}")));
@@ -201,4 +217,53 @@ impl Client {
             }
         }
     }
+}
+
+/// A non-blocking connect to `to` from `source` (any port).
+fn connect_from(source: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    let std_addr = |addr: SocketAddr| -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(v4) => {
+                // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = v4.port().to_be();
+                sin.sin_addr = libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(v6) => {
+                // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = v6.port().to_be();
+                sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        (storage, len as libc::socklen_t)
+    };
+    let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2) call; the descriptor is owned by the TcpStream below.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns; the stream closes it on drop.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let (local, local_len) = std_addr(SocketAddr::new(source, 0));
+    // SAFETY: `local` is a valid address of `local_len` bytes for the socket's family.
+    if unsafe { libc::bind(fd, &local as *const _ as *const libc::sockaddr, local_len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (remote, remote_len) = std_addr(to);
+    // SAFETY: as for bind.
+    if unsafe { libc::connect(fd, &remote as *const _ as *const libc::sockaddr, remote_len) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+    }
+    Ok(TcpStream::from_std(stream))
 }

@@ -7,6 +7,7 @@
 //! cargo run --release --example load -- <subcommand> [options]
 //!
 //! connect    --url URL -n N -k K [--hold S] [--threads T] [--server-pid PID]
+//! scale      --url URL -n N -k K [--cycles C] [--rounds R] [--sources IP,IP] [--server-pid PID]
 //! echo       --url URL -c C --duration S [--payload-bytes B] [--inflight K] [--client-poll block|spin] [--server-pid PID]
 //! broadcast  --url URL -n N --count M --rate R [--payload-bytes B] [--server-pid PID]
 //!            [--sub-urls URL,URL] [--other-pids NAME=PID,NAME=PID]
@@ -28,7 +29,7 @@
 //! costs little per message and never becomes the bottleneck.
 //!
 //! This file holds the entry point and what every subcommand shares (`Res`,
-//! `wait_until`). The subcommands live in `connect`, `echo` (also `raw-echo`),
+//! `wait_until`). The subcommands live in `connect`, `scale`, `echo` (also `raw-echo`),
 //! `broadcast`, `raw_server`, `tcp_floor`, `wake_floor`, `longpoll` (plain blocking HTTP) and `blocking`
 //! (`client-echo` and `client-connect`, with the crate's own client, for `wss://`); under them are `args` (the command
 //! line), `ws` and `client` (the WebSocket client), `phoenix` (V2 frames), `probe`
@@ -45,6 +46,7 @@ mod phoenix;
 mod probe;
 mod raw_server;
 mod report;
+mod scale;
 mod tcp_floor;
 mod wake_floor;
 mod ws;
@@ -63,6 +65,7 @@ fn main() {
     };
     let result = Args::parse(argv.collect()).and_then(|args| match command.as_str() {
         "connect" => connect::connect(&args),
+        "scale" => scale::scale(&args),
         "echo" => echo::echo(&args, false),
         "raw-echo" => echo::echo(&args, true),
         "broadcast" => broadcast::broadcast(&args),

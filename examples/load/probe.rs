@@ -56,12 +56,21 @@ impl Probe {
         (self.rss_kib(), self.threads())
     }
 
-    pub(crate) fn cpu(&self) -> CpuSample {
+    /// The server's open descriptors.
+    pub(crate) fn fds(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |dir| dir.count() as u64)
+    }
+
+    fn cpu_stat_only(&self) -> CpuSample {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
         let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
         // After the command name: field 3 (state) is index 0, utime (14) index 11, stime (15) index 12.
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        let stat_ns = (ticks(11) + ticks(12)) * 1_000_000_000 / self.clock_ticks;
+        CpuSample { stat_ns: (ticks(11) + ticks(12)) * 1_000_000_000 / self.clock_ticks, sched_ns: None }
+    }
+
+    pub(crate) fn cpu(&self) -> CpuSample {
+        let stat_ns = self.cpu_stat_only().stat_ns;
         let mut sched = None;
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) {
             for task in tasks.flatten() {

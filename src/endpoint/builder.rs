@@ -4,6 +4,7 @@ use super::Endpoint;
 use super::config::{EndpointConfig, available_cores, default_node_name};
 use super::features::FeatureSettings;
 use super::running::Running;
+use super::system_limits::SystemLimits;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
 use crate::origin::EndpointHosts;
@@ -222,15 +223,19 @@ impl EndpointBuilder {
         self
     }
 
-    /// Most channel threads in the whole endpoint; default 20 000. A join past the cap
-    /// is refused with `{"reason":"too many channel threads"}`.
+    /// Most channel threads in the whole endpoint; by default, as many as the OS allows
+    /// this process, read at start. A join past the cap is refused with
+    /// `{"reason":"too many channel threads"}`.
     ///
-    /// The cap never exceeds what the OS allows this process, read at start: each thread
-    /// takes a process id (`kernel.pid_max`, `kernel.threads-max`) and four memory
-    /// mappings (its stack and its signal stack, each with a guard page), and
-    /// `vm.max_map_count` bounds the mappings (65 530 by default, so about 15 000
-    /// threads; raise it with `sysctl vm.max_map_count=262144` for more). Running out
-    /// of mappings would abort the process, so the endpoint stops short of it.
+    /// Each thread takes a process id (`kernel.pid_max`, `kernel.threads-max`, and
+    /// `ulimit -u`, which counts every process and thread of the user) and four memory mappings (its stack and
+    /// its signal stack, each with a guard page), which `vm.max_map_count` bounds (65 530
+    /// on a stock kernel, so about 15 000 threads). Running out of mappings would abort
+    /// the process, so the cap never goes past what these allow, with room left for
+    /// the rest: a cap set higher is lowered, and the endpoint logs a warning naming
+    /// each setting to raise and the value it needs (for `N` threads:
+    /// `vm.max_map_count` ≥ 4·N + 4096, `kernel.pid_max` ≥ N + 2048,
+    /// `kernel.threads-max` ≥ 2·N).
     pub fn max_channel_threads(mut self, max: usize) -> Self {
         self.config.max_channel_threads = max;
         self.config.max_channel_threads_set = true;
@@ -249,10 +254,13 @@ impl EndpointBuilder {
         self
     }
 
-    /// Most TCP connections at once, handshakes included; default 16 384. Past that,
-    /// new connections get HTTP 503.
+    /// Most TCP connections at once, handshakes included; by default, as many as this
+    /// process may open files (`ulimit -n`), less 256 kept for everything else. Past
+    /// that, new connections get HTTP 503. A cap set above the open-file limit is
+    /// lowered to it, with a warning that says what to raise `ulimit -n` to.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
+        self.config.max_connections_set = true;
         self
     }
 
@@ -420,7 +428,7 @@ impl EndpointBuilder {
             statics.insert(path, StaticResponse { content_type: PROMETHEUS_TEXT.to_owned(), body });
         }
         let mut config = self.config;
-        config.clamp_to_os();
+        config.fit_to_system(&SystemLimits::read());
         // A fan-out can be written by its publisher and every reactor at once, as far as
         // the process has cores for them.
         let writers = available_cores().min(config.reactors + 1);

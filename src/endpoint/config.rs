@@ -1,10 +1,16 @@
 //! Endpoint-wide settings, their defaults, and the limits the OS sets on them.
 
+use super::system_limits::{self, SystemLimits};
 use crate::logging::DEFAULT_FILTER;
 use crate::scheduling::Scheduling;
 use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The channel thread cap where the system's limits cannot be read.
+const DEFAULT_MAX_CHANNEL_THREADS: usize = 20_000;
+/// The connection cap where the process's descriptor limit cannot be read.
+const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 /// Endpoint-wide settings.
 #[derive(Clone, Debug)]
@@ -15,7 +21,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) channel_stack_size: usize,
     pub(crate) channel_inbox_limit: usize,
     pub(crate) max_channel_threads: usize,
-    /// Whether `max_channel_threads` was set by the user (only then is clamping it worth a warning).
+    /// Whether `max_channel_threads` was set by the user: if not, it is what the system allows.
     pub(crate) max_channel_threads_set: bool,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_header_bytes: usize,
@@ -25,6 +31,8 @@ pub(crate) struct EndpointConfig {
     pub(crate) subscription_capacity: usize,
     pub(crate) presence_window: Duration,
     pub(crate) max_connections: usize,
+    /// Whether `max_connections` was set by the user: if not, it is what the system allows.
+    pub(crate) max_connections_set: bool,
     pub(crate) max_long_poll_sessions: usize,
     pub(crate) drain_batch_size: usize,
     pub(crate) drain_batch_interval: Duration,
@@ -47,7 +55,7 @@ impl Default for EndpointConfig {
             connect_workers: cores.max(2),
             channel_stack_size: 128 * 1024,
             channel_inbox_limit: 10_000,
-            max_channel_threads: 20_000,
+            max_channel_threads: DEFAULT_MAX_CHANNEL_THREADS,
             max_channel_threads_set: false,
             handshake_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -56,7 +64,8 @@ impl Default for EndpointConfig {
             registry_shards: 64,
             subscription_capacity: 10_000,
             presence_window: Duration::from_millis(20),
-            max_connections: 16_384,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_set: false,
             max_long_poll_sessions: 16_384,
             drain_batch_size: 10_000,
             drain_batch_interval: Duration::from_secs(2),
@@ -67,26 +76,34 @@ impl Default for EndpointConfig {
 }
 
 impl EndpointConfig {
-    /// Lowers the channel thread cap to what the OS allows this process, if it is less.
-    pub(crate) fn clamp_to_os(&mut self) {
-        let Some(limit) = os_thread_limit() else { return };
-        if self.max_channel_threads <= limit {
-            return;
+    /// Sets the caps left at their defaults to what the system allows, and lowers those
+    /// set above it; says which setting to raise, and to what, for a cap set above it.
+    pub(crate) fn fit_to_system(&mut self, system: &SystemLimits) {
+        if let Some((limit, bound)) = system.thread_bound() {
+            if !self.max_channel_threads_set {
+                log::info!("at most {limit} channel threads, what this system allows (bound by {bound})");
+                self.max_channel_threads = limit;
+            } else if self.max_channel_threads > limit {
+                log::warn!(
+                    "max_channel_threads {} is more than this system allows; using {limit}. To allow {0}, raise {}",
+                    self.max_channel_threads,
+                    system_limits::list(&system.raise_for_threads(self.max_channel_threads))
+                );
+                self.max_channel_threads = limit;
+            }
         }
-        if self.max_channel_threads_set {
-            log::warn!(
-                "max_channel_threads {} is more than this system allows ({limit}: see vm.max_map_count, \
-                 kernel.pid_max, kernel.threads-max); using {limit}",
-                self.max_channel_threads
-            );
-        } else {
-            log::info!(
-                "at most {limit} channel threads, which is what this system allows (see vm.max_map_count, \
-                 kernel.pid_max, kernel.threads-max), not the default {}",
-                self.max_channel_threads
-            );
+        if let Some(limit) = system.connections() {
+            if !self.max_connections_set {
+                self.max_connections = limit;
+            } else if let Some(raise) = system.raise_for_connections(self.max_connections) {
+                log::warn!(
+                    "max_connections {} is more than this process's open files allow; using {limit}. \
+                     To allow {0}, raise {raise}",
+                    self.max_connections
+                );
+                self.max_connections = limit;
+            }
         }
-        self.max_channel_threads = limit;
     }
 }
 
@@ -100,14 +117,4 @@ pub(crate) fn default_node_name() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".to_owned());
     format!("{host}-{}", std::process::id())
-}
-
-/// The channel threads this system lets one process have, with room left for
-/// everything else: each thread takes a pid and four memory mappings.
-fn os_thread_limit() -> Option<usize> {
-    let read = |path: &str| std::fs::read_to_string(path).ok()?.trim().parse::<usize>().ok();
-    let by_maps = read("/proc/sys/vm/max_map_count").map(|maps| maps.saturating_sub(4096) / 4);
-    let by_pids = read("/proc/sys/kernel/pid_max").map(|pids| pids.saturating_sub(2048));
-    let by_threads = read("/proc/sys/kernel/threads-max").map(|threads| threads / 2);
-    [by_maps, by_pids, by_threads].into_iter().flatten().min()
 }

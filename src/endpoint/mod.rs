@@ -7,6 +7,7 @@ mod features;
 pub(crate) mod in_memory;
 mod running;
 mod signals;
+mod system_limits;
 
 pub use builder::EndpointBuilder;
 

@@ -28,7 +28,7 @@ impl Presence {
             let state = topics.get(topic)?;
             let mut nodes: Vec<_> = state.nodes.iter().collect();
             nodes.sort_by(|a, b| a.0.cmp(b.0));
-            for entry in nodes.into_iter().flat_map(|(_, entries)| entries).filter(|entry| entry.key == key) {
+            for entry in nodes.into_iter().flat_map(|(_, entries)| entries).filter(|entry| &*entry.key == key) {
                 PendingDiff::add(&mut found, key, &entry.meta);
             }
         }

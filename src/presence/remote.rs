@@ -108,7 +108,7 @@ impl Presence {
             .iter()
             .filter_map(|(topic, state)| {
                 let entries = state.nodes.get(&self.local)?;
-                let entries = entries.iter().map(|e| (e.key.clone(), e.meta.clone())).collect();
+                let entries = entries.iter().map(|e| (e.key.to_string(), Map::clone(&e.meta))).collect();
                 Some(TopicEntries { topic: topic.clone(), entries })
             })
             .collect();
@@ -126,7 +126,7 @@ impl Presence {
                     let entries = topics.entry(topic.clone()).or_default().nodes.entry(node.clone()).or_default();
                     if position(entries, phx_ref_of(&meta)).is_none() {
                         self.changed(&topic, &key, Some(&meta), None);
-                        entries.push(Entry { owner: SubscriberId(0), key, meta });
+                        entries.push(Entry { owner: SubscriberId(0), key: key.into(), meta: Arc::new(meta) });
                     }
                 }
                 Change::Leave { topic, phx_ref } => {
@@ -151,12 +151,12 @@ impl Presence {
                     }
                     match position(entries, &prev_ref) {
                         Some(at) => {
-                            let old = std::mem::replace(&mut entries[at].meta, meta);
+                            let old = std::mem::replace(&mut entries[at].meta, Arc::new(meta));
                             self.changed(&topic, &key, Some(&entries[at].meta), Some(&old));
                         }
                         None => {
                             self.changed(&topic, &key, Some(&meta), None);
-                            entries.push(Entry { owner: SubscriberId(0), key, meta });
+                            entries.push(Entry { owner: SubscriberId(0), key: key.into(), meta: Arc::new(meta) });
                         }
                     }
                 }
@@ -178,7 +178,11 @@ impl Presence {
         let mut incoming: std::collections::HashMap<String, Vec<Entry>> = state
             .into_iter()
             .map(|t| {
-                let entries = t.entries.into_iter().map(|(key, meta)| Entry { owner: SubscriberId(0), key, meta });
+                let entries = t.entries.into_iter().map(|(key, meta)| Entry {
+                    owner: SubscriberId(0),
+                    key: key.into(),
+                    meta: Arc::new(meta),
+                });
                 (t.topic, entries.collect())
             })
             .collect();

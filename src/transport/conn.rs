@@ -99,6 +99,9 @@ pub(super) struct Conn {
     pub(super) state: State,
     pub(super) writer: SocketWriter,
     pub(super) deadline: Instant,
+    /// When the reactor's deadline heap will look at this connection next, if it will
+    /// (`reactor/deadlines.rs`): never later than `deadline`.
+    pub(super) scheduled: Option<Instant>,
 }
 
 /// tungstenite's view of the socket: reads come from the stream; writes (pongs and
@@ -151,7 +154,14 @@ impl Conn {
         head: Vec<u8>,
     ) -> Self {
         let deadline = Instant::now() + handshake_timeout;
-        Conn { peer, serial, state: State::Handshake { buf: head }, writer: SocketWriter::new(stream), deadline }
+        Conn {
+            peer,
+            serial,
+            state: State::Handshake { buf: head },
+            writer: SocketWriter::new(stream),
+            deadline,
+            scheduled: None,
+        }
     }
 
     /// The connection's two ends, and whether it is TLS.
@@ -242,6 +252,16 @@ impl Conn {
     pub(super) fn await_forwarded(&mut self, request: Box<LongPollRequest>, deadline: Instant) {
         self.state = State::Forwarded { request };
         self.deadline = deadline;
+    }
+
+    /// The time the reactor must look at this connection, if its deadline moved earlier
+    /// than the look it has scheduled (or it has none); recorded as scheduled.
+    pub(super) fn reschedule(&mut self) -> Option<Instant> {
+        if self.scheduled.is_some_and(|at| at <= self.deadline) {
+            return None;
+        }
+        self.scheduled = Some(self.deadline);
+        self.scheduled
     }
 
     /// Holds a long-poll `GET` for session `session` until `deadline`.

@@ -3,6 +3,7 @@
 //! (`conn.rs`), and on the long-poll sessions it holds (`reactor/long_poll.rs`). It
 //! never blocks and never runs user code.
 
+mod deadlines;
 mod long_poll;
 // Only a cluster (feature `redis`) links the reactors to other nodes.
 #[cfg_attr(not(feature = "redis"), allow(dead_code, unused_imports))]
@@ -23,6 +24,7 @@ use super::stream::Stream;
 use crate::logging::log_throttled;
 use crate::stats::{self, Stats};
 use crate::telemetry::{Event, Telemetry};
+use deadlines::Deadlines;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -62,6 +64,8 @@ pub(crate) struct Reactor {
     verdicts: (Verdicts, VerdictReceiver),
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
+    /// When each connection next needs a look (idle, handshake and closing deadlines).
+    deadlines: Deadlines,
     next_serial: u64,
     mail: Mail,
     items: Vec<OutItem>,
@@ -82,6 +86,7 @@ impl Reactor {
             verdicts: crossbeam_channel::unbounded(),
             conns: Vec::new(),
             free: Vec::new(),
+            deadlines: Deadlines::default(),
             next_serial: 0,
             mail: Mail::default(),
             items: Vec::new(),
@@ -125,7 +130,7 @@ impl Reactor {
                 next_scan = now + tick;
             }
             if let Some(deadline) = self.stopping
-                && ((self.conns.iter().all(Option::is_none) && self.sessions.is_empty()) || now >= deadline)
+                && ((self.live_conns() == 0 && self.sessions.is_empty()) || now >= deadline)
             {
                 return;
             }
@@ -162,6 +167,19 @@ impl Reactor {
 
     fn conn(&mut self, slot: usize) -> Option<&mut Conn> {
         slot_of(&mut self.conns, slot)
+    }
+
+    /// Connections held, in any state.
+    fn live_conns(&self) -> usize {
+        self.conns.len() - self.free.len()
+    }
+
+    /// Makes sure the deadline heap looks at connection `slot` by its deadline.
+    fn schedule(&mut self, slot: usize) {
+        let Some(conn) = slot_of(&mut self.conns, slot) else { return };
+        if let Some(at) = conn.reschedule() {
+            self.deadlines.schedule(at, ConnKey { slot, serial: conn.serial });
+        }
     }
 
     fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, arrival: Arrival) {
@@ -216,6 +234,7 @@ impl Reactor {
         self.next_serial += 1;
         let handshake_timeout = self.context.settings.handshake_timeout;
         self.conns[slot] = Some(Conn::new(stream, peer, self.next_serial, handshake_timeout, head));
+        self.schedule(slot);
         Some(slot)
     }
 
@@ -375,6 +394,9 @@ impl Reactor {
         let Some(conn) = slot_of(&mut self.conns, slot) else { return };
         if conn.flush(&self.context.stats) {
             self.drop_conn(slot);
+        } else if let Some(at) = conn.reschedule() {
+            // Every change of state ends here: a deadline it moved earlier is scheduled.
+            self.deadlines.schedule(at, ConnKey { slot, serial: conn.serial });
         }
     }
 
@@ -396,11 +418,20 @@ impl Reactor {
     /// Closes connections past their deadline: idle ones, stalled handshakes, and
     /// closing ones that would not take their last bytes; answers held polls whose
     /// window has ended; and ends long-poll sessions whose client stopped polling.
+    /// Only connections whose look the deadline heap has due are visited.
     fn expire(&mut self, now: Instant) {
         self.expire_sessions(now);
-        for slot in 0..self.conns.len() {
-            let Some(conn) = self.conn(slot) else { continue };
+        // Taken first: a connection looked at now is scheduled again for later.
+        let due: Vec<(Instant, ConnKey)> = std::iter::from_fn(|| self.deadlines.pop_due(now)).collect();
+        for (at, key) in due {
+            let slot = key.slot;
+            let Some(conn) = slot_of(&mut self.conns, slot) else { continue };
+            if conn.serial != key.serial || conn.scheduled != Some(at) {
+                continue; // superseded by an earlier look, or a closed connection's
+            }
+            conn.scheduled = None;
             if now < conn.deadline {
+                self.schedule(slot); // busy since: its deadline moved on
                 continue;
             }
             match conn.state {
@@ -422,10 +453,19 @@ impl Reactor {
                 }
                 State::Held { .. } => self.window_ended(slot),
                 State::Forwarded { .. } => self.forward_expired(slot),
+                // The verdict schedules it again.
                 State::Deciding { .. } => {}
                 State::Closing => self.drop_conn(slot),
             }
         }
+        let live = self.live_conns();
+        let conns = &self.conns;
+        self.deadlines.sweep(live, |at, key| {
+            conns
+                .get(key.slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|conn| conn.serial == key.serial && conn.scheduled == Some(at))
+        });
     }
 
     /// Server shutdown, one batch: up to `count` connections' channels drain and the

@@ -138,6 +138,7 @@ impl Reactor {
                 };
                 if let Some(conn) = self.conn(slot) {
                     conn.await_forwarded(request, Instant::now() + wait);
+                    self.schedule(slot);
                 }
             }
             Err(ForwardError::Unreachable) => {
@@ -368,6 +369,7 @@ impl Reactor {
             None => {
                 if let Some(conn) = self.conn(slot) {
                     conn.hold(serial, now + request.route.settings.window);
+                    self.schedule(slot);
                 }
             }
         }
