@@ -91,6 +91,8 @@ step "msrv (dependencies)" python3 scripts/check_msrv.py
 # No file in src/ imports from a layer above its own (ARCHITECTURE.md, "Layers").
 step "layers" python3 scripts/check_layers.py
 step "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+# The crate as crates.io would get it: its files package and build on their own.
+step "package (publish dry run)" cargo publish --dry-run
 step "tests" cargo test --all-targets
 # Without `exact-numbers`, a token holding an integer past 64 bits is refused, saying so.
 step "token tests without default features" \
