@@ -81,7 +81,6 @@
 //!   share a Redis into a cluster; broadcasts, socket-id disconnects and presence reach
 //!   every node ([`Adapter`] is the seam, [`PubSub::direct_broadcast`] reaches one node).
 //!
-//! [Phoenix Channels]: https://hexdocs.pm/phoenix/channels.html
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
 // Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
