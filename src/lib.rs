@@ -80,7 +80,6 @@
 //! - Scale-out (feature `redis`): `EndpointBuilder::redis` joins the endpoints that
 //!   share a Redis into a cluster; broadcasts, socket-id disconnects and presence reach
 //!   every node ([`Adapter`] is the seam, [`PubSub::direct_broadcast`] reaches one node).
-//!
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
 // Two modules call the OS for what std and mio do not offer (`scheduling.rs`,
