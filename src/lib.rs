@@ -109,6 +109,7 @@ cfg_redis! {
 mod connect_info;
 mod endpoint;
 mod error;
+mod futex_hash;
 mod inbox;
 mod info;
 mod intercepted;

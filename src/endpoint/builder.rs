@@ -7,6 +7,7 @@ use super::running::Running;
 use super::system_limits::SystemLimits;
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
+use crate::futex_hash;
 use crate::origin::EndpointHosts;
 use crate::presence::{Hooks, NodeId, Presence, PresenceChange, Presences};
 use crate::protocol::connect_pool::ConnectPool;
@@ -506,6 +507,9 @@ impl EndpointBuilder {
                 started.into_stop(),
             )));
         }
+        // Before the channel threads: their wake-ups should not share a few hundred
+        // futex buckets with every other thread (futex_hash.rs).
+        futex_hash::reserve_for_threads(config.max_channel_threads);
         let context = Arc::new(ReactorContext {
             settings: TransportSettings {
                 handshake_timeout: config.handshake_timeout,
