@@ -4,7 +4,7 @@ use super::Endpoint;
 use super::config::{EndpointConfig, available_cores, default_node_name};
 use super::features::FeatureSettings;
 use super::running::Running;
-use super::system_limits::SystemLimits;
+use super::system_limits::{self, SystemLimits};
 use crate::channel_runtime::{ChannelRuntime, ChannelSettings, ThreadTracker};
 use crate::error::Error;
 use crate::futex_hash;
@@ -257,8 +257,11 @@ impl EndpointBuilder {
 
     /// Most TCP connections at once, handshakes included; by default, as many as this
     /// process may open files (`ulimit -n`), less 256 kept for everything else. Past
-    /// that, new connections get HTTP 503. A cap set above the open-file limit is
-    /// lowered to it, with a warning that says what to raise `ulimit -n` to.
+    /// that, new connections get HTTP 503. At start the endpoint raises the process's
+    /// soft open-file limit toward its hard limit (all the way by default, as far as
+    /// this cap needs when it is set), since a shell's soft limit is often 1,024; it logs
+    /// that at info. A cap set above the hard limit is lowered to it, with a warning
+    /// that says what to raise `ulimit -n` to.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
         self.config.max_connections_set = true;
@@ -429,6 +432,12 @@ impl EndpointBuilder {
             statics.insert(path, StaticResponse { content_type: PROMETHEUS_TEXT.to_owned(), body });
         }
         let mut config = self.config;
+        // As much of the hard open-file limit as the connections may use, before the
+        // caps are read from it (a shell's soft limit is often 1,024).
+        let wanted = config.max_connections_set.then(|| system_limits::files_for_connections(config.max_connections));
+        if let Some((from, to)) = system_limits::raise_open_files(wanted) {
+            log::info!("raised this process's open-file limit (ulimit -n) from {from} to {to} for connections");
+        }
         config.fit_to_system(&SystemLimits::read());
         // A fan-out can be written by its publisher and every reactor at once, as far as
         // the process has cores for them.

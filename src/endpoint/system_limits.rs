@@ -51,6 +51,36 @@ impl fmt::Display for Raise {
     }
 }
 
+/// Raises this process's soft open-file limit (`ulimit -n`) toward its hard limit, as
+/// far as `wanted` descriptors, or all the way when `None`: a shell's soft limit (often
+/// 1,024) would otherwise hold connections far below what the process may open. Returns
+/// the soft limit before and after, when it was raised.
+#[allow(unsafe_code)]
+pub(crate) fn raise_open_files(wanted: Option<usize>) -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid, writable rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    let target = wanted.map_or(limit.rlim_max, |wanted| (wanted as libc::rlim_t).min(limit.rlim_max));
+    // An unlimited hard limit names no number to raise the soft one to.
+    if target == libc::RLIM_INFINITY || target <= limit.rlim_cur {
+        return None;
+    }
+    let raised = libc::rlimit { rlim_cur: target, rlim_max: limit.rlim_max };
+    // SAFETY: `raised` is a valid rlimit the call only reads; a soft limit at most the
+    // hard one needs no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return None;
+    }
+    Some((limit.rlim_cur, target))
+}
+
+/// Descriptors `connections` connections need, with those kept for the rest.
+pub(crate) fn files_for_connections(connections: usize) -> usize {
+    connections + FILES_RESERVE
+}
+
 /// Raises, as one line: "a, b and c".
 pub(crate) fn list(raises: &[Raise]) -> String {
     let items: Vec<String> = raises.iter().map(Raise::to_string).collect();
@@ -125,7 +155,7 @@ impl SystemLimits {
 
     /// The setting below what `connections` connections need, if it is.
     pub(crate) fn raise_for_connections(&self, connections: usize) -> Option<Raise> {
-        let needed = connections + FILES_RESERVE;
+        let needed = files_for_connections(connections);
         let now = self.open_files.filter(|now| *now < needed)?;
         Some(Raise { setting: "RLIMIT_NOFILE", now, needed })
     }
