@@ -1,6 +1,7 @@
 //! What [`Client::builder`](super::Client::builder) is given: a bare `host:port`, or a
 //! `ws://` or `wss://` URL as the JS client takes it.
 
+use crate::params::decode;
 use std::fmt;
 
 /// Why a client's address is not usable.
@@ -91,34 +92,6 @@ impl Target {
             params,
         })
     }
-}
-
-/// Percent-decodes a query component (`+` is a space); a `%` without two hex digits stays.
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let escaped = (bytes[at] == b'%')
-            .then(|| bytes.get(at + 1..at + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (escaped, bytes[at]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                at += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                at += 1;
-            }
-            (None, byte) => {
-                out.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
