@@ -15,7 +15,7 @@ LAYERS = [
     ("wire formats and values", {
         "payload", "message", "message_ref", "serializer", "error", "stats", "logging", "params", "origin",
         "connect_info", "subscriber_id", "base64url", "bounded", "info", "stop_reason", "token", "telemetry", "base64",
-        "scheduling", "assigns", "features", "futex_hash",
+        "scheduling", "assigns", "features", "futex_hash", "thread_name", "spare_threads",
     }),
     ("socket I/O and the client", {"transport", "client"}),
     ("channels and fan-out", {

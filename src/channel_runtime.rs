@@ -1,9 +1,11 @@
 //! What every channel of an endpoint shares: the broadcast API, presence, timers, counters,
-//! the channel threads' settings, and the count of live threads shutdown waits on.
+//! the channel threads' settings, their spares, and the count of live threads shutdown
+//! waits on.
 
 use crate::presence::Presence;
 use crate::pubsub::PubSub;
 use crate::scheduling::Scheduling;
+use crate::spare_threads::SpareThreads;
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
@@ -24,7 +26,7 @@ pub(crate) struct ChannelSettings {
     pub(crate) scheduling: Scheduling,
 }
 
-/// Counts live channel threads so shutdown can wait for them.
+/// Counts live channel threads, spares included, so shutdown can wait for them.
 #[derive(Default)]
 pub(crate) struct ThreadTracker {
     live: Mutex<usize>,
@@ -64,5 +66,7 @@ pub(crate) struct ChannelRuntime {
     pub(crate) stats: Arc<Stats>,
     pub(crate) settings: ChannelSettings,
     pub(crate) tracker: ThreadTracker,
+    /// Threads whose channel has ended, waiting for the next join.
+    pub(crate) spares: SpareThreads,
     pub(crate) telemetry: Telemetry,
 }

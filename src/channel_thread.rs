@@ -14,9 +14,11 @@ use crate::pubsub::ChannelSubscriber;
 use crate::router::Route;
 use crate::serializer::{EncodeError, Frame};
 use crate::socket::{Assigns, ChannelLink, Socket};
+use crate::spare_threads::Job;
 use crate::stats;
 use crate::stop_reason::StopReason;
 use crate::telemetry::{Event, Outcome};
+use crate::thread_name;
 use crate::transport::outbound::OutItem;
 use serde_json::{Value, json};
 use std::any::Any;
@@ -46,8 +48,8 @@ struct ChannelStart {
     pub(crate) runtime: Arc<ChannelRuntime>,
 }
 
-/// Starts a channel's thread: it runs `join`, then the channel until it ends.
-/// Returns the channel's inbox. On failure nothing has run.
+/// Starts a channel on a spare thread, or on a new one: it runs `join`, then the
+/// channel until it ends. Returns the channel's inbox. On failure nothing has run.
 pub(crate) fn start(
     runtime: &Arc<ChannelRuntime>,
     route: &Route,
@@ -55,8 +57,27 @@ pub(crate) fn start(
     link: Arc<ChannelLink>,
     assigns: Assigns,
 ) -> Result<Inbox, StartError> {
+    let (inbox, receiver) = Inbox::new(runtime.settings.inbox_limit);
+    let start = ChannelStart {
+        route: route.clone(),
+        join,
+        link: link.clone(),
+        assigns,
+        inbox: inbox.clone(),
+        runtime: runtime.clone(),
+    };
+    stats::incr(runtime.stats.channel_threads());
+    let job: Job = Box::new(move || {
+        let stats = start.runtime.stats.clone();
+        thread_name::name_current_thread(&start.link.topic);
+        run(start, receiver);
+        thread_name::name_current_thread(SPARE_NAME);
+        stats::decr(stats.channel_threads());
+    });
+    let Err(job) = runtime.spares.give(job) else { return Ok(inbox) };
     let cap = runtime.settings.max_threads;
     if runtime.tracker.live() >= cap {
+        stats::decr(runtime.stats.channel_threads());
         logging::log_throttled!(
             log::Level::Error,
             "Reached the limit of {cap} channel threads; refusing a join of {}",
@@ -64,19 +85,15 @@ pub(crate) fn start(
         );
         return Err(StartError::TooManyThreads);
     }
-    let (inbox, receiver) = Inbox::new(runtime.settings.inbox_limit);
-    let name = thread_name(&link.topic);
-    let start =
-        ChannelStart { route: route.clone(), join, link, assigns, inbox: inbox.clone(), runtime: runtime.clone() };
     runtime.tracker.enter();
-    stats::incr(runtime.stats.channel_threads());
-    let spawned = std::thread::Builder::new().name(name).stack_size(runtime.settings.stack_size).spawn(move || {
-        let runtime = start.runtime.clone();
-        runtime.settings.scheduling.apply_to_current_thread();
-        run(start, receiver);
-        stats::decr(runtime.stats.channel_threads());
-        runtime.tracker.leave();
-    });
+    let thread_runtime = runtime.clone();
+    let spawned = std::thread::Builder::new().name(THREAD_NAME.into()).stack_size(runtime.settings.stack_size).spawn(
+        move || {
+            thread_runtime.settings.scheduling.apply_to_current_thread();
+            thread_runtime.spares.serve(job);
+            thread_runtime.tracker.leave();
+        },
+    );
     match spawned {
         Ok(_) => Ok(inbox),
         Err(err) => {
@@ -87,11 +104,12 @@ pub(crate) fn start(
     }
 }
 
-/// A thread name from a client-chosen topic: no NUL bytes (they would make the
-/// standard library panic), and short (Linux keeps 15 bytes).
-fn thread_name(topic: &str) -> String {
-    topic.chars().filter(|c| *c != '\0').take(15).collect()
-}
+/// The name the standard library knows a channel thread by (panic messages show it);
+/// the OS shows the topic of the channel it runs, or [`SPARE_NAME`] between channels.
+const THREAD_NAME: &str = "phx-channel";
+
+/// The OS name of a channel thread waiting for its next channel.
+const SPARE_NAME: &str = "phx-spare";
 
 /// How a channel thread ends.
 enum End {

@@ -68,8 +68,11 @@ counters! {
     Counter connections_total,
     /// Channels joined now (each is a thread).
     Gauge channels,
-    /// Channel threads running now (joined, joining or terminating).
+    /// Channel threads running a channel now (joined, joining or terminating).
     Gauge channel_threads,
+    /// Channel threads whose channel has ended, waiting to run the next join (see
+    /// `EndpointBuilder::channel_thread_keep_alive`).
+    Gauge spare_channel_threads,
     /// Joins accepted since start.
     Counter joins_total,
     /// Messages decoded from clients.

@@ -16,6 +16,7 @@ use crate::protocol::sockets::Sockets;
 use crate::protocol::user_socket::UserSocket;
 use crate::pubsub::{Adapter, PubSub};
 use crate::scheduling::{self, Scheduling};
+use crate::spare_threads::SpareThreads;
 use crate::stats::Stats;
 use crate::telemetry::Telemetry;
 use crate::timer::Timers;
@@ -221,6 +222,30 @@ impl EndpointBuilder {
     /// client messages are dropped with a warning and broadcasts are counted as dropped.
     pub fn channel_inbox_limit(mut self, limit: usize) -> Self {
         self.config.channel_inbox_limit = limit.max(1);
+        self
+    }
+
+    /// How long a channel thread whose channel has ended waits, parked, to run the next
+    /// join before it exits; default 10 s. `Duration::ZERO` ends each thread with its
+    /// channel.
+    ///
+    /// Ending an OS thread costs the kernel and the C library tens of microseconds, so a
+    /// mass close of many channels (a deploy, a network blip) would spend seconds ending
+    /// threads while the closes wait to be answered, and the reconnects that follow would
+    /// spend as long starting them again. Waiting threads, counted in
+    /// [`StatsSnapshot::spare_channel_threads`](crate::StatsSnapshot::spare_channel_threads),
+    /// count toward [`max_channel_threads`](EndpointBuilder::max_channel_threads); each
+    /// keeps the stack pages its channels touched. A channel may run on a thread that ran
+    /// others before it: keep per-channel state in the channel, not in thread-locals.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = phx_channels::Endpoint::builder().channel_thread_keep_alive(Duration::from_secs(30));
+    /// # let _ = builder;
+    /// ```
+    pub fn channel_thread_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.config.channel_thread_keep_alive = keep_alive;
         self
     }
 
@@ -475,6 +500,7 @@ impl EndpointBuilder {
                 scheduling: config.scheduling,
             },
             tracker: ThreadTracker::default(),
+            spares: SpareThreads::new(config.channel_thread_keep_alive, stats.clone()),
             telemetry: config.telemetry.clone(),
         });
         let mounts: Vec<Arc<Mount>> =

@@ -20,6 +20,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) connect_workers: usize,
     pub(crate) channel_stack_size: usize,
     pub(crate) channel_inbox_limit: usize,
+    pub(crate) channel_thread_keep_alive: Duration,
     pub(crate) max_channel_threads: usize,
     /// Whether `max_channel_threads` was set by the user: if not, it is what the system allows.
     pub(crate) max_channel_threads_set: bool,
@@ -55,6 +56,7 @@ impl Default for EndpointConfig {
             connect_workers: cores.max(2),
             channel_stack_size: 128 * 1024,
             channel_inbox_limit: 10_000,
+            channel_thread_keep_alive: Duration::from_secs(10),
             max_channel_threads: DEFAULT_MAX_CHANNEL_THREADS,
             max_channel_threads_set: false,
             handshake_timeout: Duration::from_secs(10),

@@ -77,6 +77,7 @@ impl Running {
             mailbox.command(Command::Stop);
         }
         let runtime = &self.sockets.runtime;
+        runtime.spares.close();
         let left = runtime.tracker.wait_until_none(deadline);
         if left > 0 {
             log::error!("shutdown: {left} channel threads did not finish terminate in time; leaving them behind");
