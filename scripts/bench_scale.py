@@ -120,7 +120,9 @@ def rows(result):
         ("broadcast lost / duplicated", f'{sum(c["broadcast_lost"] for c in cycles)} / '
                                         f'{sum(c["broadcast_duplicates"] for c in cycles)}'),
         ("connections closed after a mass close", fmt(median(c["closed_s"] for c in cycles), " s", 2)),
-        ("teardown (threads back to the start)", fmt(median(c["teardown_s"] for c in cycles), " s", 2)),
+        ("teardown: server quiet after a mass close", fmt(median(c.get("quiet_s") for c in cycles), " s", 2)),
+        ("spare threads parked then", fmt(median(c.get("spare_threads") for c in cycles))),
+        ("threads back to the start (spares retired)", fmt(median(c["teardown_s"] for c in cycles), " s", 2)),
         ("threads / fds / RSS before, after each cycle",
          f'{before.get("threads", "-")} / {before.get("fds", "-")} / {fmt(before.get("rss_kib"), " KiB")}; '
          + "; ".join(f'{a["threads"]} / {a["fds"]} / {fmt(a["rss_kib"], " KiB")}' for a in after)),

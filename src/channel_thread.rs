@@ -87,13 +87,12 @@ pub(crate) fn start(
     }
     runtime.tracker.enter();
     let thread_runtime = runtime.clone();
-    let spawned = std::thread::Builder::new().name(THREAD_NAME.into()).stack_size(runtime.settings.stack_size).spawn(
-        move || {
+    let spawned =
+        std::thread::Builder::new().name(THREAD_NAME.into()).stack_size(runtime.settings.stack_size).spawn(move || {
             thread_runtime.settings.scheduling.apply_to_current_thread();
             thread_runtime.spares.serve(job);
             thread_runtime.tracker.leave();
-        },
-    );
+        });
     match spawned {
         Ok(_) => Ok(inbox),
         Err(err) => {

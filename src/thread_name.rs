@@ -14,7 +14,13 @@ pub(crate) fn name_current_thread(name: &str) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the
     // pointer; `comm` is 16 bytes, lives across the call, and its last byte is always 0.
     unsafe {
-        libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            comm.as_ptr() as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        );
     }
 }
 

@@ -24,8 +24,8 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The server's threads in this process: the endpoint's own (`phx-*`) and the channel
-/// threads, which are named after their topics. The test harness's threads come and go
+/// The server's threads in this process: the endpoint's own (`phx-*`, spare channel
+/// threads included) and the channel threads, which are named after their topics. The test harness's threads come and go
 /// with the tests, so they are left out.
 fn threads() -> usize {
     const SERVER: [&str; 5] = ["phx-", "room:", "stuck:", "panicky:", "slowjoin:"];
@@ -198,7 +198,14 @@ fn server(
             .channel("panicky:*", |_| Panicky { at: String::new() })
             .channel("slowjoin:*", |_| SlowJoin),
     );
-    let builder = Endpoint::builder().bind("127.0.0.1:0").reactors(2).connect_workers(2).socket("/socket", user_socket);
+    // Spare channel threads exit soon after their channel, so that every test's threads
+    // come back to its baseline well within `settle`'s wait.
+    let builder = Endpoint::builder()
+        .bind("127.0.0.1:0")
+        .reactors(2)
+        .connect_workers(2)
+        .channel_thread_keep_alive(Duration::from_millis(100))
+        .socket("/socket", user_socket);
     let endpoint = configure(builder).start().unwrap();
     Server { endpoint, terminated, release }
 }

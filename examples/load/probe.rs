@@ -5,7 +5,7 @@
 use crate::Res;
 use crate::report::round;
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Probe {
     pid: u32,
@@ -67,6 +67,29 @@ impl Probe {
         // After the command name: field 3 (state) is index 0, utime (14) index 11, stime (15) index 12.
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
         CpuSample { stat_ns: (ticks(11) + ticks(12)) * 1_000_000_000 / self.clock_ticks, sched_ns: None }
+    }
+
+    /// Waits until the server's CPU time grows by less than `quiet` over a `window`, for
+    /// at most `timeout`; returns when that quiet window began, or `None` if it never came.
+    pub(crate) fn wait_quiet(&self, window: Duration, quiet: Duration, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut start = (Instant::now(), self.cpu_stat_only().stat_ns);
+        while Instant::now() < deadline {
+            std::thread::sleep(window);
+            let end = (Instant::now(), self.cpu_stat_only().stat_ns);
+            if end.1.saturating_sub(start.1) < quiet.as_nanos() as u64 {
+                return Some(start.0);
+            }
+            start = end;
+        }
+        None
+    }
+
+    /// The server's threads whose OS name is `name`.
+    pub(crate) fn threads_named(&self, name: &str) -> u64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else { return 0 };
+        let comm = |task: std::fs::DirEntry| std::fs::read_to_string(task.path().join("comm")).ok();
+        tasks.flatten().filter_map(comm).filter(|comm| comm.trim_end() == name).count() as u64
     }
 
     pub(crate) fn cpu(&self) -> CpuSample {

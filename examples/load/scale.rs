@@ -22,6 +22,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TOPIC_PREFIX: &str = "bench:scale-";
+/// What phx-channels names a channel thread waiting for its next channel.
+const SPARE_THREAD_NAME: &str = "phx-spare";
 
 /// What the workers of one cycle share with the conductor.
 struct Shared {
@@ -331,6 +333,15 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
     shared.go_close.store(true, Relaxed);
     let all_closed = wait_until(plan.timeout, || shared.workers_closed.load(Relaxed) >= threads);
     let closed_s = close_start.elapsed().as_secs_f64();
+    // The close's work (each channel's terminate and unsubscribe, its thread ended or
+    // parked as a spare) is done when the server's CPU falls quiet: under 10 ms of CPU
+    // time in 200 ms.
+    // (Only for a thread per channel: the BEAM's schedulers spin when idle.)
+    let quiet = probe
+        .filter(|_| thread_per_channel)
+        .and_then(|p| p.wait_quiet(Duration::from_millis(200), Duration::from_millis(10), plan.timeout));
+    let quiet_s = quiet.map(|at| at.saturating_duration_since(close_start).as_secs_f64());
+    let spares = probe.map_or(0, |p| p.threads_named(SPARE_THREAD_NAME));
     let threads_back =
         thread_per_channel && wait_until(plan.timeout, || probe.is_some_and(|p| p.memory().1 <= threads_before));
     let teardown_s = close_start.elapsed().as_secs_f64();
@@ -375,8 +386,9 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
         publisher.error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
     ));
     summary.push(format!(
-        "  teardown: connections closed in {closed_s:.3} s{}; {}",
+        "  teardown: connections closed in {closed_s:.3} s{}; server quiet after {}, with {spares} spare threads parked; {}",
         if all_closed { "" } else { " (TIMED OUT)" },
+        quiet_s.map_or("- (never)".to_owned(), |s| format!("{s:.3} s")),
         if !thread_per_channel {
             "no thread per channel to count".to_owned()
         } else if threads_back {
@@ -407,6 +419,8 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
         "broadcast_duplicates": shared.duplicates.load(Relaxed),
         "publisher_error": publisher.error,
         "closed_s": round(closed_s, 3),
+        "quiet_s": quiet_s.map(|s| round(s, 3)),
+        "spare_threads": spares,
         "teardown_s": (thread_per_channel && threads_back).then(|| round(teardown_s, 3)),
         "server": {"before": before, "connected": connected, "joined": with_channels, "after": after},
     }))

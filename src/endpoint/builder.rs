@@ -254,7 +254,8 @@ impl EndpointBuilder {
     /// `{"reason":"too many channel threads"}`.
     ///
     /// Each thread takes a process id (`kernel.pid_max`, `kernel.threads-max`, and
-    /// `ulimit -u`, which counts every process and thread of the user) and four memory mappings (its stack and
+    /// `ulimit -u`, which counts every process and thread of the user, root's only inside
+    /// a container's user namespace) and four memory mappings (its stack and
     /// its signal stack, each with a guard page), which `vm.max_map_count` bounds (65 530
     /// on a stock kernel, so about 15 000 threads). Running out of mappings would abort
     /// the process, so the cap never goes past what these allow, with room left for

@@ -25,8 +25,8 @@ pub(crate) struct SystemLimits {
     /// `kernel.threads-max`: threads system-wide.
     threads_max: Option<usize>,
     /// `RLIMIT_NPROC` (`ulimit -u`): the user's processes and threads, all of them on the
-    /// machine. The kernel does not hold root to it outside a container, but inside one
-    /// it may: counted for every user, so a cap never rests on the exemption.
+    /// machine. `None` for a process the kernel does not hold to it (see
+    /// [`exempt_from_nproc`]).
     nproc: Option<usize>,
     /// `RLIMIT_NOFILE` (`ulimit -n`): this process's descriptors.
     open_files: Option<usize>,
@@ -91,6 +91,24 @@ pub(crate) fn list(raises: &[Raise]) -> String {
     }
 }
 
+/// Whether the kernel lets this process start threads past `RLIMIT_NPROC`: it does for
+/// root, and for a process with `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE`, but only in the
+/// machine's own user namespace (root in a container's namespace is held to the limit).
+fn exempt_from_nproc() -> bool {
+    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+    let machine_namespace = read("/proc/self/uid_map").split_whitespace().eq(["0", "0", "4294967295"]);
+    machine_namespace && exempt_in_machine_namespace(&read("/proc/self/status"))
+}
+
+/// From `/proc/self/status`: the real user is root, or the effective capabilities hold
+/// `CAP_SYS_ADMIN` (21) or `CAP_SYS_RESOURCE` (24).
+fn exempt_in_machine_namespace(status: &str) -> bool {
+    let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+    let real_root = field("Uid:").and_then(|uids| uids.split_whitespace().next()) == Some("0");
+    let caps = field("CapEff:").and_then(|hex| u64::from_str_radix(hex, 16).ok()).unwrap_or(0);
+    real_root || caps & (1 << 21 | 1 << 24) != 0
+}
+
 impl SystemLimits {
     /// Reads this system's limits (on Linux; elsewhere only the descriptors are known).
     #[allow(unsafe_code)]
@@ -108,7 +126,7 @@ impl SystemLimits {
             max_map_count: sysctl("/proc/sys/vm/max_map_count"),
             pid_max: sysctl("/proc/sys/kernel/pid_max"),
             threads_max: sysctl("/proc/sys/kernel/threads-max"),
-            nproc: rlimit(libc::RLIMIT_NPROC),
+            nproc: rlimit(libc::RLIMIT_NPROC).filter(|_| !exempt_from_nproc()),
             open_files: rlimit(libc::RLIMIT_NOFILE),
         }
     }
@@ -210,5 +228,15 @@ mod tests {
             Some("`ulimit -n 50256` (now 20000; LimitNOFILE= under systemd)".into())
         );
         assert_eq!(stock().raise_for_connections(10_000), None);
+    }
+
+    #[test]
+    fn root_and_the_capabilities_the_kernel_exempts_are_told_apart_from_other_users() {
+        let status = |uid: &str, caps: &str| format!("Name:\tx\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nCapEff:\t{caps}\n");
+        assert!(exempt_in_machine_namespace(&status("0", "0000000000000000")));
+        assert!(exempt_in_machine_namespace(&status("1000", "0000000000200000")), "CAP_SYS_ADMIN");
+        assert!(exempt_in_machine_namespace(&status("1000", "0000000001000000")), "CAP_SYS_RESOURCE");
+        assert!(!exempt_in_machine_namespace(&status("1000", "00000000000000ff")));
+        assert!(!exempt_in_machine_namespace(&status("1000", "")));
     }
 }
