@@ -36,7 +36,7 @@ use crate::telemetry::{Event, Telemetry};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -80,20 +80,27 @@ impl fmt::Display for PresenceError {
 
 impl std::error::Error for PresenceError {}
 
+/// A meta as stored: shared by its entry, its owner's index and the lists being built.
+type SharedMeta = Arc<Map<String, Value>>;
+
 /// One tracked meta. Its key and meta are shared, so that a list takes the entries
 /// it needs under the lock and builds its JSON after releasing it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Entry {
     owner: SubscriberId,
     key: Arc<str>,
     /// The user's meta with `phx_ref` (and `phx_ref_prev` after an update) added.
-    meta: Arc<Map<String, Value>>,
+    meta: SharedMeta,
 }
 
 /// A topic's entries, by node.
 #[derive(Default)]
 struct TopicState {
     nodes: HashMap<NodeId, Vec<Entry>>,
+    /// The keys each owner tracks here on this node, with their metas (shared with
+    /// the entries): a `track` finds a duplicate without comparing every entry of the
+    /// topic, and an `update` or `untrack` finds its entry by comparing pointers.
+    tracked: HashMap<SubscriberId, HashMap<Arc<str>, SharedMeta>>,
 }
 
 /// Changes on one topic not yet broadcast.
@@ -202,15 +209,18 @@ impl Presence {
     ) -> Result<String, PresenceError> {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
-        let entries = topics.entry(topic.to_owned()).or_default().nodes.entry(self.local.clone()).or_default();
-        if entries.iter().any(|e| e.owner == owner && *e.key == *key) {
+        let state = topics.entry(topic.to_owned()).or_default();
+        let keys = state.tracked.entry(owner).or_default();
+        if keys.contains_key(key) {
             return Err(PresenceError::AlreadyTracked { topic: topic.to_owned(), key: key.to_owned() });
         }
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
         self.changed(topic, key, Some(&meta), None);
         self.replicate(|replication| replication.joined(topic, key, &meta));
-        entries.push(Entry { owner, key: key.into(), meta: Arc::new(meta) });
+        let (key, meta): (Arc<str>, _) = (key.into(), Arc::new(meta));
+        keys.insert(key.clone(), meta.clone());
+        state.nodes.entry(self.local.clone()).or_default().push(Entry { owner, key, meta });
         self.owners.lock().entry(owner).or_default().insert(topic.to_owned());
         Ok(phx_ref)
     }
@@ -226,10 +236,13 @@ impl Presence {
     ) -> Result<String, PresenceError> {
         let Value::Object(mut meta) = meta else { return Err(PresenceError::MetaNotAnObject) };
         let mut topics = self.topics.lock();
-        let entry = topics
-            .get_mut(topic)
-            .and_then(|t| t.nodes.get_mut(&self.local))
-            .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && *e.key == *key))
+        let state = topics.get_mut(topic).ok_or(PresenceError::NoPresence)?;
+        let current =
+            state.tracked.get_mut(&owner).and_then(|keys| keys.get_mut(key)).ok_or(PresenceError::NoPresence)?;
+        let entry = state
+            .nodes
+            .get_mut(&self.local)
+            .and_then(|entries| entries.iter_mut().find(|e| Arc::ptr_eq(&e.meta, current)))
             .ok_or(PresenceError::NoPresence)?;
         let phx_ref = self.new_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
@@ -237,6 +250,7 @@ impl Presence {
             meta.insert("phx_ref_prev".into(), prev);
         }
         let old = std::mem::replace(&mut entry.meta, Arc::new(meta));
+        *current = entry.meta.clone();
         self.changed(topic, key, Some(&entry.meta), Some(&old));
         self.replicate(|replication| replication.updated(topic, key, &old, &entry.meta));
         Ok(phx_ref)
@@ -251,25 +265,35 @@ impl Presence {
 
     /// Stops tracking `key` on `topic` for `owner`. Idempotent.
     pub(crate) fn untrack(&self, owner: SubscriberId, topic: &str, key: &str) {
-        self.remove_from(topic, |entry| entry.owner == owner && *entry.key == *key);
+        let mut topics = self.topics.lock();
+        let tracked = topics.get(topic).and_then(|state| state.tracked.get(&owner)?.get(key)).cloned();
+        if let Some(meta) = tracked {
+            self.remove_from(&mut topics, topic, |entry| Arc::ptr_eq(&entry.meta, &meta));
+        }
     }
 
     /// Removes everything `owner` tracks, on every topic.
     pub(crate) fn untrack_all(&self, owner: SubscriberId) {
         let topics = self.owners.lock().remove(&owner).unwrap_or_default();
         for topic in topics {
-            self.remove_from(&topic, |entry| entry.owner == owner);
+            self.remove_from(&mut self.topics.lock(), &topic, |entry| entry.owner == owner);
         }
     }
 
-    /// Removes this node's entries on `topic` that `matches` picks, recording leaves.
-    fn remove_from(&self, topic: &str, matches: impl Fn(&Entry) -> bool) {
-        let mut topics = self.topics.lock();
+    /// Removes this node's entries on `topic` that `matches` picks, recording leaves;
+    /// `topics` is the tracker's, locked by the caller.
+    fn remove_from(&self, topics: &mut HashMap<String, TopicState>, topic: &str, matches: impl Fn(&Entry) -> bool) {
         let Some(state) = topics.get_mut(topic) else { return };
         if let Some(entries) = state.nodes.get_mut(&self.local) {
             entries.retain(|entry| {
                 let remove = matches(entry);
                 if remove {
+                    if let Some(keys) = state.tracked.get_mut(&entry.owner) {
+                        keys.remove(&*entry.key);
+                        if keys.is_empty() {
+                            state.tracked.remove(&entry.owner);
+                        }
+                    }
                     self.changed(topic, &entry.key, None, Some(&entry.meta));
                     self.replicate(|replication| replication.left(topic, &entry.meta));
                 }
@@ -292,27 +316,31 @@ impl Presence {
     }
 
     /// Everyone on `topic`, as `{key: {"metas": [meta, ...]}}`, not fetched. Only the
-    /// entries are taken under the lock (shared, in their order: by node, then as
-    /// tracked); the JSON is built after it, so a large topic holds back no change.
+    /// entries' shared keys and metas are taken under the lock (in their order: by
+    /// node, then as tracked); the JSON is built after it, so a large topic holds back
+    /// no change.
     fn grouped(&self, topic: &str) -> Map<String, Value> {
-        let entries: Vec<Entry> = {
+        let mut entries: Vec<(Arc<str>, SharedMeta)> = {
             let topics = self.topics.lock();
             let Some(state) = topics.get(topic) else { return Map::new() };
             let mut nodes: Vec<_> = state.nodes.iter().collect();
             nodes.sort_by(|a, b| a.0.cmp(b.0));
-            nodes.into_iter().flat_map(|(_, entries)| entries).cloned().collect()
+            let mut entries = Vec::with_capacity(nodes.iter().map(|(_, entries)| entries.len()).sum());
+            entries.extend(
+                nodes.into_iter().flat_map(|(_, entries)| entries).map(|entry| (entry.key.clone(), entry.meta.clone())),
+            );
+            entries
         };
-        let mut by_key: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for Entry { key, meta, .. } in &entries {
-            by_key.entry(key).or_default().push(Value::Object(Map::clone(meta)));
-        }
-        // From sorted keys, the map is built in one pass.
-        by_key
-            .into_iter()
-            .map(|(key, metas)| {
+        // Stable: each key's metas keep their order. A sorted slice groups by key
+        // without a map of its own, and sorted keys make the result in one pass.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|same_key| {
+                let metas = same_key.iter().map(|(_, meta)| Value::Object(Map::clone(meta))).collect();
                 let mut slot = Map::new();
                 slot.insert("metas".to_owned(), Value::Array(metas));
-                (key.to_owned(), Value::Object(slot))
+                (same_key[0].0.to_string(), Value::Object(slot))
             })
             .collect()
     }
@@ -416,6 +444,23 @@ mod tests {
             Err(PresenceError::AlreadyTracked { topic: "t".into(), key: "alice".into() })
         );
         assert!(p.track(SubscriberId(1), "other", "alice", json!({})).is_ok());
+        p.stop();
+    }
+
+    #[test]
+    fn an_updated_entry_is_still_found_by_untrack_and_a_key_untracked_can_be_tracked_again() {
+        let (p, _) = presence();
+        p.track(SubscriberId(1), "t", "alice", json!({"s": 1})).unwrap();
+        p.track(SubscriberId(2), "t", "alice", json!({"s": 2})).unwrap();
+        p.update(SubscriberId(1), "t", "alice", json!({"s": 3})).unwrap();
+        p.untrack(SubscriberId(1), "t", "alice");
+        assert_eq!(p.list("t")["alice"]["metas"].as_array().unwrap().len(), 1);
+        assert_eq!(p.list("t")["alice"]["metas"][0]["s"], 2);
+        assert_eq!(p.update(SubscriberId(1), "t", "alice", json!({})), Err(PresenceError::NoPresence));
+        assert!(p.track(SubscriberId(1), "t", "alice", json!({"s": 4})).is_ok());
+        p.untrack_all(SubscriberId(1));
+        p.untrack_all(SubscriberId(2));
+        assert!(p.topics.lock().is_empty(), "nothing is left of an emptied topic");
         p.stop();
     }
 
