@@ -10,15 +10,19 @@
 //! shutdown ends them all.
 
 use crate::stats::{self, Stats};
-use parking_lot::{Condvar, Mutex};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Work for a channel thread: one channel, from its join to its end.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// The endpoint's waiting channel threads.
+///
+/// The locks are the standard library's, which wait on a futex of their own: parking_lot
+/// keeps every thread that ever waits in one process-wide table, which it grows under all
+/// of its buckets' locks, and 100,000 spares parking at once in a mass close made their
+/// first waits contend there for a minute.
 pub(crate) struct SpareThreads {
     waiting: Mutex<Waiting>,
     keep_alive: Duration,
@@ -64,9 +68,9 @@ impl SpareThreads {
 
     /// Hands `job` to the spare that waited least, or gives it back if none waits.
     pub(crate) fn give(&self, job: Job) -> Result<(), Job> {
-        let mut waiting = self.waiting.lock();
+        let mut waiting = lock(&self.waiting);
         while let Some(spare) = waiting.spares.pop() {
-            let mut state = spare.state.lock();
+            let mut state = lock(&spare.state);
             if matches!(*state, State::Waiting) {
                 *state = State::Given(job);
                 spare.wake.notify_one();
@@ -95,9 +99,9 @@ impl SpareThreads {
         if self.keep_alive.is_zero() {
             return None;
         }
-        *spare.state.lock() = State::Waiting;
+        *lock(&spare.state) = State::Waiting;
         {
-            let mut waiting = self.waiting.lock();
+            let mut waiting = lock(&self.waiting);
             if waiting.closed {
                 return None;
             }
@@ -111,20 +115,22 @@ impl SpareThreads {
 
     fn parked(&self, spare: &Spare) -> Option<Job> {
         let deadline = Instant::now() + self.keep_alive;
-        let mut state = spare.state.lock();
+        let mut state = lock(&spare.state);
         loop {
             match std::mem::take(&mut *state) {
                 State::Given(job) => return Some(job),
                 State::Closed | State::Retired => return None,
                 State::Waiting => {}
             }
-            if spare.wake.wait_until(&mut state, deadline).timed_out() && matches!(*state, State::Waiting) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            state = spare.wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            if Instant::now() >= deadline && matches!(*state, State::Waiting) {
                 // Taken again in the list's order, as `give` takes them.
                 drop(state);
                 if self.retire(spare) {
                     return None;
                 }
-                state = spare.state.lock();
+                state = lock(&spare.state);
             }
         }
     }
@@ -133,8 +139,8 @@ impl SpareThreads {
     /// meanwhile. Retired spares are dropped from the list once they are half of it, so
     /// it stays as long as the spares that wait, give or take a factor of two.
     fn retire(&self, spare: &Spare) -> bool {
-        let mut waiting = self.waiting.lock();
-        let mut state = spare.state.lock();
+        let mut waiting = lock(&self.waiting);
+        let mut state = lock(&spare.state);
         if !matches!(*state, State::Waiting) {
             return false;
         }
@@ -142,7 +148,7 @@ impl SpareThreads {
         drop(state);
         waiting.retired += 1;
         if waiting.retired * 2 > waiting.spares.len() {
-            waiting.spares.retain(|spare| !matches!(*spare.state.lock(), State::Retired));
+            waiting.spares.retain(|spare| !matches!(*lock(&spare.state), State::Retired));
             waiting.retired = 0;
         }
         true
@@ -151,13 +157,13 @@ impl SpareThreads {
     /// Ends every spare, and makes each channel thread end with its channel from now on.
     pub(crate) fn close(&self) {
         let spares = {
-            let mut waiting = self.waiting.lock();
+            let mut waiting = lock(&self.waiting);
             waiting.closed = true;
             waiting.retired = 0;
             std::mem::take(&mut waiting.spares)
         };
         for spare in spares {
-            let mut state = spare.state.lock();
+            let mut state = lock(&spare.state);
             if matches!(*state, State::Waiting) {
                 *state = State::Closed;
                 spare.wake.notify_one();
@@ -166,9 +172,15 @@ impl SpareThreads {
     }
 }
 
+/// Locks `mutex`. Nothing panics while holding these locks (jobs run outside them), so a
+/// poisoned one holds consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl fmt::Debug for SpareThreads {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let waiting = self.waiting.lock();
+        let waiting = lock(&self.waiting);
         f.debug_struct("SpareThreads")
             .field("waiting", &(waiting.spares.len() - waiting.retired))
             .field("keep_alive", &self.keep_alive)
@@ -233,7 +245,7 @@ mod tests {
         thread.join().unwrap();
         assert_eq!(waiting(&spares), 0);
         assert!(spares.give(Box::new(|| {})).is_err(), "a retired thread is not a spare");
-        assert!(spares.waiting.lock().spares.is_empty(), "the retired one is dropped from the list");
+        assert!(lock(&spares.waiting).spares.is_empty(), "the retired one is dropped from the list");
     }
 
     #[test]
@@ -257,7 +269,7 @@ mod tests {
         for thread in threads {
             thread.join().unwrap();
         }
-        let waiting = spares.waiting.lock();
+        let waiting = lock(&spares.waiting);
         assert_eq!((waiting.spares.len(), waiting.retired), (0, 0), "every retired spare is dropped from the list");
     }
 }
