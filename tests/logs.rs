@@ -294,3 +294,20 @@ fn a_connection_cap_above_the_open_file_limit_says_what_to_raise_it_to() {
     assert_eq!(level, Level::Warn);
     assert!(line.contains("To allow 20000000, raise `ulimit -n 20000256`"), "{line}");
 }
+
+#[test]
+fn refused_request_framing_is_logged_at_most_about_once_a_second() {
+    let server = logging_server();
+    let request = "GET /socket/websocket HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+    for _ in 0..50 {
+        let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let logged = wait_line(&["refusing a request", "more than one Content-Length"]);
+    assert_eq!(logged.0, Level::Warn);
+    let lines = lines_with(&["refusing a request", "more than one Content-Length"]).len();
+    assert!(lines <= 3, "{lines} lines for 50 refusals");
+}

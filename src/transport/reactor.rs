@@ -325,7 +325,8 @@ impl Reactor {
     /// Refuses a request whose body's end two readers could place differently.
     fn refuse_framing(&mut self, slot: usize, err: FramingError) {
         if let Some(conn) = self.conn(slot) {
-            log::warn!("refusing a request from {}: {err}", conn.peer);
+            // Throttled: a client can send such requests as fast as it can connect.
+            log_throttled!(log::Level::Warn, "refusing a request from {}: {err}", conn.peer);
         }
         self.refuse(slot, http::text(400, &err.to_string()));
     }
