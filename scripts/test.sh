@@ -83,6 +83,8 @@ export PHX_REQUIRE_REDIS=1
 step "format" cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own, so `--all` does not reach it.
 step "format (fuzz)" cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+# Built too, so that its targets follow the library's API (they had not since `Ref`).
+step "build (fuzz targets)" cargo build --manifest-path fuzz/Cargo.toml
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "clippy, every feature" cargo clippy --all-targets --all-features -- -D warnings
 # MSRV: clippy's incompatible_msrv (above) holds the crate's code to Cargo.toml's

@@ -54,6 +54,7 @@ pub(crate) struct NodeId(pub(crate) String);
 
 /// Why a presence operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PresenceError {
     /// This channel already tracks this key on this topic.
     AlreadyTracked {

@@ -116,6 +116,7 @@ impl Default for MaxAge {
 /// assert_eq!(err.to_string(), "missing token");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenError {
     /// The token is empty. Phoenix says `:missing` for a `nil` token (and `:invalid` for
     /// an empty string); here both are missing.

@@ -2,7 +2,7 @@
 //! encoded again, up to what its format can carry (PROTOCOL.md 3).
 
 use phx_channels::serializer::{ClientFrame, RawFrame, ServerMessage};
-use phx_channels::{Broadcast, Message, Reply, Serializer};
+use phx_channels::{Broadcast, Message, Ref, Reply, Serializer};
 
 /// Decodes `text` as a client frame; if that works, checks that encoding the message
 /// again and decoding that gives the same message.
@@ -40,7 +40,7 @@ pub fn check_server(serializer: Serializer, frame: RawFrame<'_>) {
         return;
     }
     // V1 output has no join_ref (P34).
-    let carried = |join_ref: &Option<String>| if serializer == Serializer::V1 { None } else { join_ref.clone() };
+    let carried = |join_ref: &Option<Ref>| if serializer == Serializer::V1 { None } else { join_ref.clone() };
     let (again, expected) = match decoded {
         ServerMessage::Reply(reply) => {
             let join_ref = carried(&reply.join_ref);

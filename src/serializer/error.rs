@@ -112,6 +112,7 @@ impl From<serde_json::Error> for EncodeError {
 
 /// Why a `vsn` was refused: the server answers HTTP 403.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VsnError {
     /// Not a full `MAJOR.MINOR.PATCH` version.
     Invalid(String),
