@@ -3,32 +3,25 @@
 
 use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
 use crate::client::Client;
-use crate::phoenix::{parse_head, reply_ok};
+use crate::phoenix::parse_head;
 use crate::probe::Probe;
-use crate::report::{ErrorLog, emit, round};
+use crate::report::{emit, round};
+use crate::tally::JoinTally;
 use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct ConnectShared {
-    opened: AtomicUsize,
-    failed_conns: AtomicUsize,
-    joins_sent: AtomicUsize,
-    /// Workers that have sent their joins.
-    workers_sent: AtomicUsize,
-    joined: AtomicUsize,
-    failed_joins: AtomicUsize,
-    dropped: AtomicUsize,
+    tally: JoinTally,
     go_join: AtomicBool,
     go_close: AtomicBool,
-    errors: ErrorLog,
 }
 
 struct ConnectHandler {
@@ -43,7 +36,7 @@ struct ConnectHandler {
 impl Handler for ConnectHandler {
     fn open(&mut self, ws: &mut Ws) {
         self.replies.insert(ws.tag, 0);
-        self.shared.opened.fetch_add(1, Relaxed);
+        self.shared.tally.opened.fetch_add(1, Relaxed);
     }
 
     fn message(&mut self, ws: &mut Ws, data: &[u8]) {
@@ -52,26 +45,17 @@ impl Handler for ConnectHandler {
             return;
         }
         *self.replies.entry(ws.tag).or_default() += 1;
-        if reply_ok(&head) {
-            self.shared.joined.fetch_add(1, Relaxed);
-        } else {
-            self.shared.failed_joins.fetch_add(1, Relaxed);
-            self.shared.errors.add(format!("join refused: {}", String::from_utf8_lossy(data)));
-        }
+        self.shared.tally.join_reply(&head, data);
     }
 
     fn closed(&mut self, tag: usize, error: Option<&str>) {
         match self.replies.remove(&tag) {
-            None => {
-                self.shared.failed_conns.fetch_add(1, Relaxed);
-                self.shared.errors.add(format!("connection {tag}: {}", error.unwrap_or("closed")));
-            }
+            None => self.shared.tally.never_opened(tag, error),
             Some(replies) if !self.closing => {
-                self.shared.dropped.fetch_add(1, Relaxed);
-                self.shared.errors.add(format!("connection {tag} dropped: {}", error.unwrap_or("closed")));
+                self.shared.tally.dropped(tag, error);
                 if self.joins_sent {
                     // Joins that will never be answered count as failed.
-                    self.shared.failed_joins.fetch_add(self.k.saturating_sub(replies), Relaxed);
+                    self.shared.tally.failed_joins.fetch_add(self.k.saturating_sub(replies), Relaxed);
                 }
             }
             Some(_) => {}
@@ -110,8 +94,8 @@ fn connect_worker(
                 }
                 ws.flush();
             }
-            shared.joins_sent.fetch_add(sent, Relaxed);
-            shared.workers_sent.fetch_add(1, Relaxed);
+            shared.tally.joins_sent.fetch_add(sent, Relaxed);
+            shared.tally.workers_sent.fetch_add(1, Relaxed);
             handler.joins_sent = true;
         }
         if shared.go_close.load(Relaxed) {
@@ -147,17 +131,19 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
         })
         .collect();
 
-    let all_open = wait_until(timeout, || shared.opened.load(Relaxed) + shared.failed_conns.load(Relaxed) >= n);
+    let all_open =
+        wait_until(timeout, || shared.tally.opened.load(Relaxed) + shared.tally.failed_conns.load(Relaxed) >= n);
     let connect_time = started.elapsed();
     thread::sleep(settle);
     let after_connect = probe.as_ref().map(Probe::memory);
 
     let join_start = Instant::now();
     shared.go_join.store(true, Relaxed);
-    let opened = shared.opened.load(Relaxed);
+    let opened = shared.tally.opened.load(Relaxed);
     let all_joined = wait_until(timeout, || {
-        shared.workers_sent.load(Relaxed) >= threads
-            && shared.joined.load(Relaxed) + shared.failed_joins.load(Relaxed) >= shared.joins_sent.load(Relaxed)
+        shared.tally.workers_sent.load(Relaxed) >= threads
+            && shared.tally.joined.load(Relaxed) + shared.tally.failed_joins.load(Relaxed)
+                >= shared.tally.joins_sent.load(Relaxed)
     });
     let join_time = join_start.elapsed();
     let total_time = started.elapsed();
@@ -172,7 +158,7 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
     thread::sleep(settle);
     let after_close = probe.as_ref().map(Probe::memory);
 
-    let joined = shared.joined.load(Relaxed);
+    let joined = shared.tally.joined.load(Relaxed);
     // Memory per channel counts the channels that joined: past the server's cap, joins are refused.
     let channels = joined.max(1) as f64;
     let mut summary = vec![
@@ -193,12 +179,12 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
         ),
         format!(
             "  failures: {} connections, {} joins, {} dropped while open",
-            shared.failed_conns.load(Relaxed),
-            shared.failed_joins.load(Relaxed),
-            shared.dropped.load(Relaxed)
+            shared.tally.failed_conns.load(Relaxed),
+            shared.tally.failed_joins.load(Relaxed),
+            shared.tally.dropped.load(Relaxed)
         ),
     ];
-    for e in shared.errors.samples() {
+    for e in shared.tally.errors.samples() {
         summary.push(format!("  error: {e}"));
     }
     let mut line = json!({
@@ -207,9 +193,9 @@ pub(crate) fn connect(args: &Args) -> Res<()> {
         "channels_per_connection": k,
         "opened": opened,
         "joined": joined,
-        "failed_connections": shared.failed_conns.load(Relaxed),
-        "failed_joins": shared.failed_joins.load(Relaxed),
-        "dropped": shared.dropped.load(Relaxed),
+        "failed_connections": shared.tally.failed_conns.load(Relaxed),
+        "failed_joins": shared.tally.failed_joins.load(Relaxed),
+        "dropped": shared.tally.dropped.load(Relaxed),
         "connect_s": round(connect_time.as_secs_f64(), 4),
         "join_s": round(join_time.as_secs_f64(), 4),
         "total_s": round(total_time.as_secs_f64(), 4),

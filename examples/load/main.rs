@@ -47,6 +47,7 @@ mod probe;
 mod raw_server;
 mod report;
 mod scale;
+mod tally;
 mod tcp_floor;
 mod wake_floor;
 mod ws;

@@ -10,7 +10,8 @@ use crate::args::{Args, DEFAULT_URL, WsUrl, args_url};
 use crate::client::Client;
 use crate::phoenix::{number_after, parse_head, reply_ok};
 use crate::probe::{Probe, cpu_between};
-use crate::report::{ErrorLog, emit, round};
+use crate::report::{emit, round};
+use crate::tally::JoinTally;
 use crate::ws::{Handler, Ws};
 use crate::{Res, wait_until};
 use serde_json::{Value, json};
@@ -28,13 +29,7 @@ const SPARE_THREAD_NAME: &str = "phx-spare";
 /// What the workers of one cycle share with the conductor.
 struct Shared {
     k: usize,
-    opened: AtomicUsize,
-    failed_conns: AtomicUsize,
-    joins_sent: AtomicUsize,
-    workers_sent: AtomicUsize,
-    joined: AtomicUsize,
-    failed_joins: AtomicUsize,
-    dropped: AtomicUsize,
+    tally: JoinTally,
     /// Per round: deliveries, duplicates, and the latest arrival (Unix ns).
     got: Vec<AtomicU64>,
     duplicates: AtomicU64,
@@ -43,7 +38,6 @@ struct Shared {
     go_close: AtomicBool,
     /// Workers whose connections are all closed.
     workers_closed: AtomicUsize,
-    errors: ErrorLog,
 }
 
 struct Subscribers {
@@ -59,7 +53,7 @@ struct Subscribers {
 impl Handler for Subscribers {
     fn open(&mut self, ws: &mut Ws) {
         self.open[ws.tag / self.threads] = true;
-        self.shared.opened.fetch_add(1, Relaxed);
+        self.shared.tally.opened.fetch_add(1, Relaxed);
     }
 
     fn message(&mut self, ws: &mut Ws, data: &[u8]) {
@@ -79,23 +73,16 @@ impl Handler for Subscribers {
             got.fetch_add(1, Relaxed);
             last.fetch_max(now, Relaxed);
         } else if head.event == b"phx_reply" {
-            if reply_ok(&head) {
-                self.shared.joined.fetch_add(1, Relaxed);
-            } else {
-                self.shared.failed_joins.fetch_add(1, Relaxed);
-                self.shared.errors.add(format!("join refused: {}", String::from_utf8_lossy(data)));
-            }
+            self.shared.tally.join_reply(&head, data);
         }
     }
 
     fn closed(&mut self, tag: usize, error: Option<&str>) {
         let was_open = std::mem::replace(&mut self.open[tag / self.threads], false);
         if !was_open {
-            self.shared.failed_conns.fetch_add(1, Relaxed);
-            self.shared.errors.add(format!("connection {tag}: {}", error.unwrap_or("closed")));
+            self.shared.tally.never_opened(tag, error);
         } else if !self.closing {
-            self.shared.dropped.fetch_add(1, Relaxed);
-            self.shared.errors.add(format!("connection {tag} dropped: {}", error.unwrap_or("closed")));
+            self.shared.tally.dropped(tag, error);
         }
     }
 }
@@ -138,8 +125,8 @@ fn worker(
                 }
                 ws.flush();
             }
-            shared.joins_sent.fetch_add(sent, Relaxed);
-            shared.workers_sent.fetch_add(1, Relaxed);
+            shared.tally.joins_sent.fetch_add(sent, Relaxed);
+            shared.tally.workers_sent.fetch_add(1, Relaxed);
         }
     }
     handler.closing = true;
@@ -232,20 +219,13 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
     let Plan { n, k, threads, .. } = *plan;
     let shared = Arc::new(Shared {
         k,
-        opened: AtomicUsize::new(0),
-        failed_conns: AtomicUsize::new(0),
-        joins_sent: AtomicUsize::new(0),
-        workers_sent: AtomicUsize::new(0),
-        joined: AtomicUsize::new(0),
-        failed_joins: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
+        tally: JoinTally::default(),
         got: (0..plan.rounds).map(|_| AtomicU64::new(0)).collect(),
         duplicates: AtomicU64::new(0),
         last_ns: (0..plan.rounds).map(|_| AtomicU64::new(0)).collect(),
         go_join: AtomicBool::new(false),
         go_close: AtomicBool::new(false),
         workers_closed: AtomicUsize::new(0),
-        errors: ErrorLog::default(),
     });
     let before = resources(probe);
     let started = Instant::now();
@@ -257,20 +237,22 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
             thread::spawn(move || worker(url, sources, tags, threads, inflight, shared))
         })
         .collect();
-    let all_open = wait_until(plan.timeout, || shared.opened.load(Relaxed) + shared.failed_conns.load(Relaxed) >= n);
+    let all_open =
+        wait_until(plan.timeout, || shared.tally.opened.load(Relaxed) + shared.tally.failed_conns.load(Relaxed) >= n);
     let connect_s = started.elapsed().as_secs_f64();
-    let opened = shared.opened.load(Relaxed);
+    let opened = shared.tally.opened.load(Relaxed);
     thread::sleep(plan.settle);
     let connected = resources(probe);
 
     let join_start = Instant::now();
     shared.go_join.store(true, Relaxed);
     let all_joined = wait_until(plan.timeout, || {
-        shared.workers_sent.load(Relaxed) >= threads
-            && shared.joined.load(Relaxed) + shared.failed_joins.load(Relaxed) >= shared.joins_sent.load(Relaxed)
+        shared.tally.workers_sent.load(Relaxed) >= threads
+            && shared.tally.joined.load(Relaxed) + shared.tally.failed_joins.load(Relaxed)
+                >= shared.tally.joins_sent.load(Relaxed)
     });
     let join_s = join_start.elapsed().as_secs_f64();
-    let joined = shared.joined.load(Relaxed);
+    let joined = shared.tally.joined.load(Relaxed);
     thread::sleep(plan.settle);
     let with_channels = resources(probe);
 
@@ -366,9 +348,9 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
     ));
     summary.push(format!(
         "  failures: {} connections, {} joins, {} dropped while open",
-        shared.failed_conns.load(Relaxed),
-        shared.failed_joins.load(Relaxed),
-        shared.dropped.load(Relaxed)
+        shared.tally.failed_conns.load(Relaxed),
+        shared.tally.failed_joins.load(Relaxed),
+        shared.tally.dropped.load(Relaxed)
     ));
     if probe.is_some() {
         summary.push(format!(
@@ -398,15 +380,15 @@ fn cycle(plan: &Plan, probe: Option<&Probe>, summary: &mut Vec<String>) -> Res<V
         }
     ));
     summary.push(format!("  server before {before}, with the channels {with_channels}, after {after}"));
-    for e in shared.errors.samples() {
+    for e in shared.tally.errors.samples() {
         summary.push(format!("  error: {e}"));
     }
     Ok(json!({
         "opened": opened,
         "joined": joined,
-        "failed_connections": shared.failed_conns.load(Relaxed),
-        "failed_joins": shared.failed_joins.load(Relaxed),
-        "dropped": shared.dropped.load(Relaxed),
+        "failed_connections": shared.tally.failed_conns.load(Relaxed),
+        "failed_joins": shared.tally.failed_joins.load(Relaxed),
+        "dropped": shared.tally.dropped.load(Relaxed),
         "connect_s": round(connect_s, 3),
         "connections_per_s": round(opened as f64 / connect_s, 0),
         "join_s": round(join_s, 3),
