@@ -99,7 +99,8 @@ impl SpareThreads {
         if self.keep_alive.is_zero() {
             return None;
         }
-        *lock(&spare.state) = State::Waiting;
+        // The state is `Waiting` here: a spare that took a job left it so, and one that
+        // retired or was closed does not wait again.
         {
             let mut waiting = lock(&self.waiting);
             if waiting.closed {
